@@ -1,0 +1,19 @@
+"""wasmjit: a WebAssembly engine in Python with wasmtime-py's embedding API.
+
+``import wasmjit as wasmtime`` lets code written for wasmtime-py run here.
+"""
+
+from .api import (Caller, Config, Engine, ExportType, Func, FuncStats, FuncType, Global, GlobalType,
+                  ImportType, Instance, InstanceExports, Limits, Linker, Memory, MemoryType, Module,
+                  Store, Table, TableType, Val, ValType)
+from .errors import (DecodeError, Frame, LinkError, Trap, TrapCode, UnsupportedError, ValidationError,
+                     WasmjitError, WasmjitTypeError, WatError)
+from .wat import wat2wasm
+
+__all__ = [
+    "Caller", "Config", "DecodeError", "Engine", "ExportType", "Frame", "Func", "FuncStats",
+    "FuncType", "Global", "GlobalType", "ImportType", "Instance", "InstanceExports", "Limits",
+    "LinkError", "Linker", "Memory", "MemoryType", "Module", "Store", "Table", "TableType", "Trap",
+    "TrapCode", "UnsupportedError", "Val", "ValType", "ValidationError", "WasmjitError",
+    "WasmjitTypeError", "WatError", "wat2wasm",
+]

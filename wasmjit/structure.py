@@ -85,7 +85,7 @@ class Code:
 
     locals: list[tuple[int, str]]  # (count, type) runs as in the binary
     body: list[Instr]
-    offset: int  # byte offset of the body (its size field) in the module
+    offset: int  # byte offset of the body (after its size field): backtraces count from here
     num_locals: int = 0  # total declared locals (excluding parameters)
 
 

@@ -173,4 +173,4 @@ def read_code(r: Reader, data_count: int | None) -> Code:
             raise r.error("section size mismatch")
     finally:
         r.end = outer_end
-    return Code(runs, body, entry, total)
+    return Code(runs, body, body_start, total)

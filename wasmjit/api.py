@@ -1,0 +1,791 @@
+"""The public embedding API, with wasmtime-py's names and call shapes.
+
+Code written for wasmtime-py runs on wasmjit by changing the import. Python values cross the
+boundary as in wasmtime-py: i32/i64 results are signed ints, f32/f64 are floats (f32 NaN
+payloads, even signalling ones, survive the round trip exactly), externref is any Python object
+(None is null) and funcref is a :class:`Func` or None. Inside, the engine works on raw values
+(see runtime.store). This is the composition root: it is the module that knows the tiers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import interp
+from . import structure as S
+from .decode import decode_module
+from .errors import LinkError, UnsupportedError, WasmjitError, WasmjitTypeError
+from .runtime import numerics
+from .runtime.instance import Instance as _RtInstance
+from .runtime.instance import instantiate as _instantiate
+from .runtime.memory import PAGE_SIZE, LinearMemory
+from .runtime.store import (DEFAULT_MAX_CALL_DEPTH, Function, GlobalInst, HostFunction, TableInst,
+                            WasmFunction)
+from .runtime.store import Store as _RtStore
+from .validate import ValidatedModule, validate_module
+from .wat import looks_like_text, wat2wasm
+
+TIERS = ("interp", "jit", "tiered", "unicorn")
+AVAILABLE_TIERS = ("interp",)
+# "tiered" becomes the default once the JIT exists; until then the interpreter is the engine.
+DEFAULT_TIER = "interp"
+
+
+def resolve_tier(tier: str | None) -> str:
+    """The tier to use: the given one, else $WASMJIT_TIER, else the default; checked."""
+    chosen = tier or os.environ.get("WASMJIT_TIER") or DEFAULT_TIER
+    if chosen not in TIERS:
+        raise WasmjitError(f"unknown tier {chosen!r}: expected one of {', '.join(TIERS)}")
+    if chosen not in AVAILABLE_TIERS:
+        raise UnsupportedError(f"tier {chosen!r} is not available yet (available: "
+                               f"{', '.join(AVAILABLE_TIERS)})")
+    return chosen
+
+
+# --- Configuration ---------------------------------------------------------------------------
+
+
+class Config:
+    """Engine settings. ``tier`` selects the execution tier (default: $WASMJIT_TIER or interp)."""
+
+    def __init__(self) -> None:
+        self._tier: str | None = None
+        self.max_call_depth = DEFAULT_MAX_CALL_DEPTH
+
+    @property
+    def tier(self) -> str | None:
+        return self._tier
+
+    @tier.setter
+    def tier(self, value: str) -> None:
+        resolve_tier(value)  # reject unknown and unavailable tiers now, not at first use
+        self._tier = value
+
+
+class Engine:
+    """Compilation settings shared by stores and modules."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.tier = resolve_tier(self.config.tier)
+        # Each wasm call is two Python frames in the interpreter; leave room for host code.
+        needed = 3 * self.config.max_call_depth + 2000
+        if sys.getrecursionlimit() < needed:
+            sys.setrecursionlimit(needed)
+
+    def install(self, func: WasmFunction) -> None:
+        """Fill a new function's tier slot according to this engine's tier."""
+        interp.install(func)
+
+
+# --- Types -----------------------------------------------------------------------------------
+
+
+class ValType:
+    """A value type: ``ValType.i32()``, ... (compares equal by name, prints as the name)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    def i32(cls) -> ValType:
+        return cls("i32")
+
+    @classmethod
+    def i64(cls) -> ValType:
+        return cls("i64")
+
+    @classmethod
+    def f32(cls) -> ValType:
+        return cls("f32")
+
+    @classmethod
+    def f64(cls) -> ValType:
+        return cls("f64")
+
+    @classmethod
+    def externref(cls) -> ValType:
+        return cls("externref")
+
+    @classmethod
+    def funcref(cls) -> ValType:
+        return cls("funcref")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ValType) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return self.name
+
+    __str__ = __repr__
+
+
+def _valtypes(types: Sequence[ValType]) -> tuple[str, ...]:
+    for t in types:
+        if not isinstance(t, ValType):
+            raise WasmjitTypeError(f"expected a ValType, found {t!r}")
+    return tuple(t.name for t in types)
+
+
+class FuncType:
+    """A function type: ``FuncType([ValType.i32()], [ValType.i64()])``."""
+
+    def __init__(self, params: Sequence[ValType], results: Sequence[ValType]) -> None:
+        self._type = S.FuncType(_valtypes(params), _valtypes(results))
+
+    @classmethod
+    def _wrap(cls, ftype: S.FuncType) -> FuncType:
+        obj = cls.__new__(cls)
+        obj._type = ftype
+        return obj
+
+    @property
+    def params(self) -> list[ValType]:
+        return [ValType(t) for t in self._type.params]
+
+    @property
+    def results(self) -> list[ValType]:
+        return [ValType(t) for t in self._type.results]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FuncType) and other._type == self._type
+
+    def __repr__(self) -> str:
+        return f"FuncType({self.params}, {self.results})"
+
+
+class Limits:
+    def __init__(self, min: int, max: int | None) -> None:  # noqa: A002 - wasmtime-py's names
+        self.min = min
+        self.max = max
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Limits) and (self.min, self.max) == (other.min, other.max)
+
+    def __repr__(self) -> str:
+        return f"Limits({self.min}, {self.max})"
+
+
+class GlobalType:
+    def __init__(self, valtype: ValType, mutable: bool) -> None:
+        self._type = S.GlobalType(_valtypes([valtype])[0], bool(mutable))
+
+    @classmethod
+    def _wrap(cls, gtype: S.GlobalType) -> GlobalType:
+        return cls(ValType(gtype.valtype), gtype.mutable)
+
+    @property
+    def content(self) -> ValType:
+        return ValType(self._type.valtype)
+
+    @property
+    def mutable(self) -> bool:
+        return self._type.mutable
+
+
+class TableType:
+    def __init__(self, valtype: ValType, limits: Limits) -> None:
+        elem = _valtypes([valtype])[0]
+        if elem not in ("funcref", "externref"):
+            raise WasmjitTypeError(f"a table holds references, not {elem}")
+        self._elem, self._limits = elem, limits
+
+    @property
+    def element(self) -> ValType:
+        return ValType(self._elem)
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+
+class MemoryType:
+    def __init__(self, limits: Limits, is_64: bool = False, shared: bool = False) -> None:
+        if is_64 or shared:
+            raise UnsupportedError("64-bit and shared memories are not supported")
+        self._limits = limits
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @property
+    def is_64(self) -> bool:
+        return False
+
+    @property
+    def is_shared(self) -> bool:
+        return False
+
+
+def _extern_type(desc: Any, module: S.Module) -> Any:
+    if isinstance(desc, int):
+        return FuncType._wrap(module.types[desc])
+    if isinstance(desc, S.TableType):
+        return TableType(ValType(desc.elem), Limits(desc.limits.min, desc.limits.max))
+    if isinstance(desc, S.MemoryType):
+        return MemoryType(Limits(desc.limits.min, desc.limits.max))
+    return GlobalType._wrap(desc)
+
+
+@dataclass(frozen=True)
+class ImportType:
+    module: str
+    name: str
+    type: Any
+
+
+@dataclass(frozen=True)
+class ExportType:
+    name: str
+    type: Any
+
+
+# --- Values ----------------------------------------------------------------------------------
+
+
+class Val:
+    """A typed value, as wasmtime-py's ``Val`` (``Val.i32(5)``, ``Val.externref(obj)``, ...)."""
+
+    __slots__ = ("_type", "value")
+
+    def __init__(self, valtype: str, value: Any) -> None:
+        self._type, self.value = valtype, value
+
+    @classmethod
+    def i32(cls, value: int) -> Val:
+        return cls("i32", numerics.signed32(_int_bits(value, 32)))
+
+    @classmethod
+    def i64(cls, value: int) -> Val:
+        return cls("i64", numerics.signed64(_int_bits(value, 64)))
+
+    @classmethod
+    def f32(cls, value: float) -> Val:
+        return cls("f32", float(value))
+
+    @classmethod
+    def f64(cls, value: float) -> Val:
+        return cls("f64", float(value))
+
+    @classmethod
+    def externref(cls, value: Any) -> Val:
+        return cls("externref", value)
+
+    @classmethod
+    def funcref(cls, value: Func | None) -> Val:
+        return cls("funcref", value)
+
+    @classmethod
+    def ref_null(cls, valtype: ValType) -> Val:
+        return cls(valtype.name, None)
+
+    @property
+    def type(self) -> ValType:
+        return ValType(self._type)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Val):
+            return (self._type, self.value) == (other._type, other.value)
+        return self.value == other
+
+    def __repr__(self) -> str:
+        return f"Val.{self._type}({self.value!r})"
+
+
+def _int_bits(value: Any, bits: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WasmjitTypeError(f"don't know how to convert {value!r} to i{bits}")
+    if not -(1 << (bits - 1)) <= value < (1 << bits):
+        raise WasmjitTypeError(f"{value} is out of range for i{bits}")
+    return value & ((1 << bits) - 1)
+
+
+def to_raw(store: Store, valtype: str, value: Any) -> Any:
+    """A Python value (or Val) of ``valtype`` as the engine's raw value."""
+    if isinstance(value, Val):
+        if value._type != valtype:
+            raise WasmjitTypeError(f"expected a {valtype} value, found {value!r}")
+        value = value.value
+    if valtype == "i32":
+        return _int_bits(value, 32)
+    if valtype == "i64":
+        return _int_bits(value, 64)
+    if valtype in ("f32", "f64"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WasmjitTypeError(f"don't know how to convert {value!r} to {valtype}")
+        return numerics.float_to_f32(float(value)) if valtype == "f32" else float(value)
+    if valtype == "funcref":
+        if value is None:
+            return 0
+        if not isinstance(value, Func):
+            raise WasmjitTypeError(f"expected a Func or None for funcref, found {value!r}")
+        if value._func.store is not store._store:
+            raise WasmjitError("the function belongs to a different store")
+        return value._func.handle
+    if valtype == "externref":
+        return store._store.extern_handle(value)
+    raise UnsupportedError(f"values of type {valtype} are not supported")
+
+
+def from_raw(store: Store, valtype: str, raw: Any) -> Any:
+    """The Python value of a raw engine value of ``valtype``."""
+    if valtype == "i32":
+        return numerics.signed32(raw)
+    if valtype == "i64":
+        return numerics.signed64(raw)
+    if valtype == "f32":
+        return numerics.f32_to_float(raw)
+    if valtype == "f64":
+        return raw
+    if valtype == "funcref":
+        func = store._store.func(raw)
+        return None if func is None else Func._wrap(store, func)
+    return store._store.extern(raw)
+
+
+# --- Store, modules, instances ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FuncStats:
+    """Execution counters of one wasm function (see ``Store.func_stats``)."""
+
+    module: str | None
+    index: int
+    name: str | None
+    entries: int
+    back_edges: int
+    tier: str
+
+
+class Store:
+    """Owns all runtime objects; every API call takes the store, as in wasmtime-py."""
+
+    def __init__(self, engine: Engine | None = None, data: Any = None) -> None:
+        self.engine = engine or Engine()
+        self._data = data
+        self._store = _RtStore(self.engine.config.max_call_depth)
+
+    def data(self) -> Any:
+        return self._data
+
+    def func_stats(self) -> list[FuncStats]:
+        """Entry and loop back-edge counts of every wasm function in this store."""
+        return [_stats(f) for f in self._store.funcs if isinstance(f, WasmFunction)]
+
+
+def _stats(func: WasmFunction) -> FuncStats:
+    return FuncStats(func.instance.name, func.index, func.name, func.entries, func.backedges[0],
+                     func.tier)
+
+
+class Module:
+    """A decoded and validated module: ``Module(engine, wasm_bytes_or_wat_text)``."""
+
+    def __init__(self, engine: Engine, wasm: str | bytes | bytearray) -> None:
+        if isinstance(wasm, str):
+            binary = wat2wasm(wasm)
+        elif isinstance(wasm, (bytes, bytearray, memoryview)):
+            binary = bytes(wasm)
+            if looks_like_text(binary):
+                binary = wat2wasm(binary)
+        else:
+            raise WasmjitTypeError(f"expected wasm bytes or WAT text, found {type(wasm).__name__}")
+        self.engine = engine
+        self._vmod: ValidatedModule = validate_module(decode_module(binary))
+
+    @classmethod
+    def from_file(cls, engine: Engine, path: str | os.PathLike) -> Module:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as err:
+            raise WasmjitError(f"cannot read {os.fspath(path)!r}: {err.strerror}") from None
+        return cls(engine, data)
+
+    @staticmethod
+    def validate(engine: Engine, wasm: bytes | bytearray) -> None:
+        """Raise DecodeError/ValidationError if ``wasm`` is not a valid module."""
+        validate_module(decode_module(bytes(wasm)))
+
+    @property
+    def imports(self) -> list[ImportType]:
+        module = self._vmod.module
+        return [ImportType(i.module, i.name, _extern_type(i.desc, module)) for i in module.imports]
+
+    @property
+    def exports(self) -> list[ExportType]:
+        module = self._vmod.module
+        types = {S.FUNC: module.func_types(), S.TABLE: module.table_types(),
+                 S.MEMORY: module.memory_types(), S.GLOBAL: module.global_types()}
+        out = []
+        for export in module.exports:
+            desc = types[export.kind][export.index]
+            if isinstance(desc, S.FuncType):
+                out.append(ExportType(export.name, FuncType._wrap(desc)))
+            else:
+                out.append(ExportType(export.name, _extern_type(desc, module)))
+        return out
+
+
+class InstanceExports(Mapping[str, Any]):
+    """An instance's exports by name (``exports[name]``) and in order (``by_index``)."""
+
+    def __init__(self, store: Store, inst: _RtInstance) -> None:
+        self._map = {name: _wrap_extern(store, ext) for name, ext in inst.exports.items()}
+        self._seq = tuple(self._map.values())
+
+    @property
+    def by_index(self) -> Sequence[Any]:
+        return self._seq
+
+    def __getitem__(self, name: str) -> Any:
+        return self._map[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._seq)
+
+
+class Instance:
+    """``Instance(store, module, imports)``: instantiate with externs in import order."""
+
+    def __init__(self, store: Store, module: Module, imports: Sequence[Any]) -> None:
+        externs = []
+        for item in imports:
+            if not isinstance(item, (Func, Memory, Global, Table)):
+                raise WasmjitTypeError(f"an import must be a Func, Memory, Global or Table, "
+                                       f"found {type(item).__name__}")
+            externs.append(item._extern)
+        self._store = store
+        self._inst = _instantiate(store._store, module._vmod, externs, store.engine.install)
+        self._exports: InstanceExports | None = None
+
+    def exports(self, store: Store) -> InstanceExports:
+        if self._exports is None:
+            self._exports = InstanceExports(store, self._inst)
+        return self._exports
+
+    def func_stats(self, store: Store) -> list[FuncStats]:
+        """Entry and loop back-edge counts of this instance's own functions."""
+        return [_stats(f) for f in self._inst.funcs
+                if isinstance(f, WasmFunction) and f.instance is self._inst]
+
+
+def _wrap_extern(store: Store, ext: Any) -> Any:
+    if isinstance(ext, Function):
+        return Func._wrap(store, ext)
+    if isinstance(ext, LinearMemory):
+        return Memory._wrap(ext)
+    if isinstance(ext, GlobalInst):
+        return Global._wrap(ext)
+    return Table._wrap(ext)
+
+
+# --- Externs ---------------------------------------------------------------------------------
+
+
+class Caller:
+    """What a host function defined with ``access_caller=True`` sees: the calling instance."""
+
+    def __init__(self, store: Store, inst: _RtInstance | None) -> None:
+        self._store, self._inst, self._valid = store, inst, True
+
+    def get(self, name: str) -> Any:
+        if not self._valid:
+            raise WasmjitError("a Caller cannot be used after its host call returned")
+        if self._inst is None or name not in self._inst.exports:
+            return None
+        return _wrap_extern(self._store, self._inst.exports[name])
+
+    def __getitem__(self, name: str) -> Any:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+
+class Func:
+    """A function: ``Func(store, FuncType, callable, access_caller=False)`` or an export."""
+
+    def __init__(self, store: Store, ty: FuncType, func: Callable[..., Any],
+                 access_caller: bool = False) -> None:
+        if not callable(func):
+            raise WasmjitTypeError("expected a callable for Func")
+        self._func: Function = HostFunction(store._store, ty._type, _host_adapter(store, ty._type, func,
+                                            access_caller), getattr(func, "__name__", "host"))
+        self._store = store
+
+    @classmethod
+    def _wrap(cls, store: Store, func: Function) -> Func:
+        obj = cls.__new__(cls)
+        obj._func, obj._store = func, store
+        return obj
+
+    @property
+    def _extern(self) -> Function:
+        return self._func
+
+    def type(self, store: Store) -> FuncType:
+        return FuncType._wrap(self._func.type)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Func) and other._func is self._func
+
+    def __hash__(self) -> int:
+        return id(self._func)
+
+    def __call__(self, store: Store, *params: Any) -> Any:
+        ftype = self._func.type
+        if len(params) != len(ftype.params):
+            which = "few" if len(params) < len(ftype.params) else "many"
+            raise WasmjitTypeError(f"too {which} parameters provided: given {len(params)}, "
+                                   f"expected {len(ftype.params)}")
+        raw = [to_raw(store, t, v) for t, v in zip(ftype.params, params, strict=True)]
+        results = self._func.call(raw)
+        if not ftype.results:
+            return None
+        values = [from_raw(store, t, r) for t, r in zip(ftype.results, results, strict=True)]
+        return values[0] if len(values) == 1 else values
+
+
+def _host_adapter(store: Store, ftype: S.FuncType, func: Callable[..., Any],
+                  access_caller: bool) -> Callable[[list], list]:
+    """Wrap a Python callable as a raw-value host function."""
+    params, results = ftype.params, ftype.results
+
+    def host_call(raw_args: list) -> list:
+        args = [from_raw(store, t, r) for t, r in zip(params, raw_args, strict=True)]
+        if access_caller:
+            caller = Caller(store, store._store.caller_instance)
+            try:
+                value = func(caller, *args)
+            finally:
+                caller._valid = False
+        else:
+            value = func(*args)
+        if not results:
+            if value is not None:
+                raise WasmjitTypeError(f"host function {func!r} returned a value but has no results")
+            return []
+        values = [value] if len(results) == 1 else list(value) if isinstance(value, (list, tuple)) else None
+        if values is None or len(values) != len(results):
+            raise WasmjitTypeError(f"host function {func!r} must return {len(results)} values")
+        return [to_raw(store, t, v) for t, v in zip(results, values, strict=True)]
+
+    return host_call
+
+
+class Memory:
+    """A linear memory: ``Memory(store, MemoryType(Limits(1, None)))`` or an export."""
+
+    def __init__(self, store: Store, ty: MemoryType) -> None:
+        limits = ty.limits
+        if limits.min > 65536 or (limits.max is not None and not limits.min <= limits.max <= 65536):
+            raise WasmjitError(f"invalid memory limits {limits}")
+        self._mem = LinearMemory(limits.min, limits.max)
+
+    @classmethod
+    def _wrap(cls, mem: LinearMemory) -> Memory:
+        obj = cls.__new__(cls)
+        obj._mem = mem
+        return obj
+
+    @property
+    def _extern(self) -> LinearMemory:
+        return self._mem
+
+    def type(self, store: Store) -> MemoryType:
+        return MemoryType(Limits(self._mem.pages, self._mem.declared_max))
+
+    def size(self, store: Store) -> int:
+        return self._mem.pages
+
+    def data_len(self, store: Store) -> int:
+        return self._mem.size
+
+    def data_ptr(self, store: Store) -> Any:
+        return self._mem.data_ptr()
+
+    def grow(self, store: Store, delta: int) -> int:
+        if delta < 0:
+            raise WasmjitError("cannot grow a memory by a negative number of pages")
+        old = self._mem.grow(delta)
+        if old < 0:
+            raise WasmjitError(f"failed to grow memory by {delta} pages")
+        return old
+
+    def read(self, store: Store, start: int = 0, stop: int | None = None) -> bytearray:
+        size = self._mem.size
+        stop = size if stop is None else stop
+        if not 0 <= start <= stop <= size:
+            raise IndexError(f"memory range {start}..{stop} out of bounds (size {size})")
+        return bytearray(self._mem.view[start:stop])
+
+    def write(self, store: Store, value: bytes | bytearray, start: int = 0) -> int:
+        data = bytes(value)
+        if start < 0 or start + len(data) > self._mem.size:
+            raise IndexError(f"memory write of {len(data)} bytes at {start} out of bounds")
+        self._mem.write(data, start)
+        return len(data)
+
+
+class Global:
+    """A global: ``Global(store, GlobalType(ValType.i32(), True), 5)`` or an export."""
+
+    def __init__(self, store: Store, ty: GlobalType, val: Any) -> None:
+        self._glob = GlobalInst(ty._type, to_raw(store, ty._type.valtype, val))
+
+    @classmethod
+    def _wrap(cls, glob: GlobalInst) -> Global:
+        obj = cls.__new__(cls)
+        obj._glob = glob
+        return obj
+
+    @property
+    def _extern(self) -> GlobalInst:
+        return self._glob
+
+    def type(self, store: Store) -> GlobalType:
+        return GlobalType._wrap(self._glob.type)
+
+    def value(self, store: Store) -> Any:
+        return from_raw(store, self._glob.type.valtype, self._glob.value)
+
+    def set_value(self, store: Store, val: Any) -> None:
+        if not self._glob.type.mutable:
+            raise WasmjitError("cannot set the value of an immutable global")
+        self._glob.value = to_raw(store, self._glob.type.valtype, val)
+
+
+class Table:
+    """A table: ``Table(store, TableType(ValType.funcref(), Limits(1, None)), None)``."""
+
+    def __init__(self, store: Store, ty: TableType, init: Any) -> None:
+        raw = to_raw(store, ty._elem, init)
+        self._table = TableInst(ty._elem, ty.limits.min, ty.limits.max, raw)
+
+    @classmethod
+    def _wrap(cls, table: TableInst) -> Table:
+        obj = cls.__new__(cls)
+        obj._table = table
+        return obj
+
+    @property
+    def _extern(self) -> TableInst:
+        return self._table
+
+    def type(self, store: Store) -> TableType:
+        return TableType(ValType(self._table.elem), Limits(self._table.size, self._table.max))
+
+    def size(self, store: Store) -> int:
+        return self._table.size
+
+    def get(self, store: Store, idx: int) -> Any:
+        if not 0 <= idx < self._table.size:
+            return None
+        return from_raw(store, self._table.elem, self._table.elements[idx])
+
+    def set(self, store: Store, idx: int, val: Any) -> None:
+        if not 0 <= idx < self._table.size:
+            raise WasmjitError(f"table index {idx} out of bounds (size {self._table.size})")
+        self._table.elements[idx] = to_raw(store, self._table.elem, val)
+
+    def grow(self, store: Store, amt: int, init: Any) -> int:
+        old = self._table.grow(amt, to_raw(store, self._table.elem, init))
+        if old < 0:
+            raise WasmjitError(f"failed to grow table by {amt} elements")
+        return old
+
+
+# --- Linker ----------------------------------------------------------------------------------
+
+
+class Linker:
+    """Resolves imports by (module, name), as wasmtime-py's ``Linker``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._defs: dict[tuple[str, str], Any] = {}
+        self._host_funcs: dict[tuple[str, str], tuple[FuncType, Callable[..., Any], bool]] = {}
+        # Functions made from define_func, per store (a Func belongs to one store).
+        self._made: weakref.WeakKeyDictionary[Store, dict[tuple[str, str], Func]] = (
+            weakref.WeakKeyDictionary())
+        self._allow_shadowing = False
+
+    @property
+    def allow_shadowing(self) -> bool:
+        return self._allow_shadowing
+
+    @allow_shadowing.setter
+    def allow_shadowing(self, allow: bool) -> None:
+        self._allow_shadowing = bool(allow)
+
+    def _check_new(self, module: str, name: str) -> None:
+        key = (module, name)
+        if not self._allow_shadowing and (key in self._defs or key in self._host_funcs):
+            raise WasmjitError(f"import of `{module}::{name}` defined twice")
+
+    def define(self, store: Store, module: str, name: str, item: Any) -> None:
+        if not isinstance(item, (Func, Memory, Global, Table)):
+            raise WasmjitTypeError(f"cannot define {type(item).__name__} in a Linker")
+        self._check_new(module, name)
+        self._host_funcs.pop((module, name), None)
+        self._defs[(module, name)] = item
+
+    def define_func(self, module: str, name: str, ty: FuncType, func: Callable[..., Any],
+                    access_caller: bool = False) -> None:
+        """A host function created per store when a module is instantiated."""
+        self._check_new(module, name)
+        self._defs.pop((module, name), None)
+        self._host_funcs[(module, name)] = (ty, func, access_caller)
+
+    def define_instance(self, store: Store, name: str, instance: Instance) -> None:
+        for export_name, item in instance.exports(store).items():
+            self.define(store, name, export_name, item)
+
+    def get(self, store: Store, module: str, name: str) -> Any:
+        item = self._resolve(store, module, name)
+        if item is None:
+            raise WasmjitError(f"no item named `{module}::{name}` in the linker")
+        return item
+
+    def _resolve(self, store: Store, module: str, name: str) -> Any:
+        key = (module, name)
+        item = self._defs.get(key)
+        if item is None and key in self._host_funcs:
+            made = self._made.setdefault(store, {})
+            item = made.get(key)
+            if item is None:
+                ty, func, access_caller = self._host_funcs[key]
+                item = made[key] = Func(store, ty, func, access_caller)
+        return item
+
+    def instantiate(self, store: Store, module: Module) -> Instance:
+        externs = []
+        for imp in module._vmod.module.imports:
+            item = self._resolve(store, imp.module, imp.name)
+            if item is None:
+                raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been defined")
+            externs.append(item)
+        return Instance(store, module, externs)
+
+
+__all__ = [
+    "Caller", "Config", "Engine", "ExportType", "Func", "FuncStats", "FuncType", "Global",
+    "GlobalType", "ImportType", "Instance", "InstanceExports", "Limits", "Linker", "Memory",
+    "MemoryType", "Module", "PAGE_SIZE", "Store", "Table", "TableType", "Val", "ValType",
+]

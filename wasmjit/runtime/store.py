@@ -1,0 +1,175 @@
+"""Runtime objects: the store, functions, globals and tables (spec 4.2).
+
+Values inside the engine ("raw" values): i32/i64 are unsigned ints, f32 is its bit pattern,
+f64 a Python float, and a reference is an int handle (0 = null): a function's handle is its
+position in ``Store.funcs`` plus one, an externref's handle indexes ``Store.externs`` the same
+way. Handles let tables and globals live in plain typed arrays that native code can address.
+
+Every function has a ``call`` slot: ``call(args: list) -> list`` in raw values. The tier
+policy fills it (interpreter entry, native trampoline, ...), and replacing it switches every
+caller to the new tier. Imports: structure, errors, runtime.memory, runtime.vmctx.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from array import array
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..structure import FuncType, GlobalType
+from .vmctx import VMTable
+
+if TYPE_CHECKING:
+    from .instance import Instance
+
+# Typed-array codes of a value's cell, by value type.
+CELL_CODES = {"i32": "I", "f32": "I", "i64": "Q", "f64": "d", "funcref": "Q", "externref": "Q"}
+DEFAULTS: dict[str, Any] = {"i32": 0, "i64": 0, "f32": 0, "f64": 0.0, "funcref": 0, "externref": 0}
+MAX_TABLE_ELEMENTS = 10_000_000  # implementation limit on table growth (80 MB of handles)
+DEFAULT_MAX_CALL_DEPTH = 10_000  # wasm call depth before "call stack exhausted"
+
+RawCall = Callable[[list], list]
+
+
+class Function:
+    """A function instance. ``handle`` is its funcref value in this store."""
+
+    __slots__ = ("type", "type_id", "store", "handle", "call", "__weakref__")
+
+    def __init__(self, store: Store, ftype: FuncType) -> None:
+        self.type = ftype
+        self.type_id = store.type_id(ftype)  # compared by call_indirect
+        self.store = store
+        self.call: RawCall = self._unset
+        self.handle = store.add_func(self)
+
+    def _unset(self, args: list) -> list:  # pragma: no cover - replaced before any call
+        raise RuntimeError("function called before its tier was installed")
+
+
+class HostFunction(Function):
+    """A function implemented in Python: ``fn(raw args) -> raw results`` (the API converts)."""
+
+    __slots__ = ("fn", "name")
+
+    def __init__(self, store: Store, ftype: FuncType, fn: RawCall, name: str = "host") -> None:
+        super().__init__(store, ftype)
+        self.fn = fn
+        self.name = name
+        self.call = fn
+
+
+class WasmFunction(Function):
+    """A function defined by a module. Tier state and counters live here."""
+
+    __slots__ = ("instance", "index", "info", "name", "entries", "backedges", "tier", "code")
+
+    def __init__(self, store: Store, ftype: FuncType, instance: Instance, index: int, info: Any) -> None:
+        super().__init__(store, ftype)
+        self.instance = instance
+        self.index = index  # index in the module's function index space
+        self.info = info  # validate.FuncInfo
+        self.name = instance.func_name(index)
+        self.entries = 0  # counted by the interpreter on every call
+        self.backedges = [0]  # loop back-edges taken in the interpreter (a cell closures share)
+        self.tier = "none"  # which tier's code `call` currently runs
+        self.code: Any = None  # the tier's compiled form (interpreter closures, native code)
+
+
+class GlobalInst:
+    """A global: its type and a one-element typed array ``cell`` holding the raw value."""
+
+    __slots__ = ("type", "cell", "__weakref__")
+
+    def __init__(self, gtype: GlobalType, value: Any) -> None:
+        self.type = gtype
+        self.cell = array(CELL_CODES[gtype.valtype], [value])
+
+    @property
+    def value(self) -> Any:
+        return self.cell[0]
+
+    @value.setter
+    def value(self, raw: Any) -> None:
+        self.cell[0] = raw
+
+    @property
+    def address(self) -> int:
+        return self.cell.buffer_info()[0]
+
+
+class TableInst:
+    """A table of reference handles, with the ``VMTable`` native code reads kept current."""
+
+    __slots__ = ("elem", "elements", "max", "vm", "__weakref__")
+
+    def __init__(self, elem: str, size: int, maximum: int | None, init: int = 0) -> None:
+        self.elem = elem
+        self.elements = array("Q", [init]) * size
+        self.max = maximum
+        self.vm = VMTable()
+        self._sync()
+
+    def _sync(self) -> None:
+        self.vm.base, self.vm.length = self.elements.buffer_info()
+
+    @property
+    def size(self) -> int:
+        return len(self.elements)
+
+    def grow(self, delta: int, init: int, limit: int | None = None) -> int:
+        """Grow by ``delta`` elements set to ``init``; the old size, or -1 (spec 4.4.6.6)."""
+        old = len(self.elements)
+        new = old + delta
+        bound = min(self.max if self.max is not None else 0xFFFFFFFF, MAX_TABLE_ELEMENTS)
+        if new > bound or (limit is not None and new > limit):
+            return -1
+        self.elements.extend(array("Q", [init]) * delta)
+        self._sync()
+        return old
+
+    @property
+    def vm_address(self) -> int:
+        return ctypes.addressof(self.vm)
+
+
+class Store:
+    """All runtime objects of one store, plus execution state shared by its tiers."""
+
+    def __init__(self, max_call_depth: int = DEFAULT_MAX_CALL_DEPTH) -> None:
+        self.funcs: list[Function] = []  # handle - 1 -> function
+        self.externs: list[Any] = []  # handle - 1 -> host object
+        self._extern_ids: dict[int, int] = {}
+        self.type_ids: dict[FuncType, int] = {}  # canonical signature ids (call_indirect checks)
+        self.instances: list[Instance] = []
+        self.depth = 0  # current wasm call depth (all tiers count it)
+        self.max_call_depth = max_call_depth
+        self.caller_instance: Instance | None = None  # the wasm instance calling a host function
+
+    def add_func(self, func: Function) -> int:
+        self.funcs.append(func)
+        return len(self.funcs)
+
+    def func(self, handle: int) -> Function | None:
+        return self.funcs[handle - 1] if handle else None
+
+    def extern_handle(self, obj: Any) -> int:
+        """The externref handle of a host object (None is the null reference)."""
+        if obj is None:
+            return 0
+        handle = self._extern_ids.get(id(obj))
+        if handle is None:
+            self.externs.append(obj)
+            handle = self._extern_ids[id(obj)] = len(self.externs)
+        return handle
+
+    def extern(self, handle: int) -> Any:
+        return self.externs[handle - 1] if handle else None
+
+    def type_id(self, ftype: FuncType) -> int:
+        """Structurally equal signatures share one id (spec: call_indirect compares types)."""
+        tid = self.type_ids.get(ftype)
+        if tid is None:
+            tid = self.type_ids[ftype] = len(self.type_ids) + 1
+        return tid
