@@ -8,12 +8,13 @@ from .api import (Caller, Config, Engine, ExportType, Func, FuncStats, FuncType,
                   Store, Table, TableType, Val, ValType)
 from .errors import (DecodeError, Frame, LinkError, Trap, TrapCode, UnsupportedError, ValidationError,
                      WasmjitError, WasmjitTypeError, WatError)
+from .wasi import ExitTrap, WasiConfig
 from .wat import wat2wasm
 
 __all__ = [
-    "Caller", "Config", "DecodeError", "Engine", "ExportType", "Frame", "Func", "FuncStats",
+    "Caller", "Config", "DecodeError", "Engine", "ExitTrap", "ExportType", "Frame", "Func", "FuncStats",
     "FuncType", "Global", "GlobalType", "ImportType", "Instance", "InstanceExports", "Limits",
     "LinkError", "Linker", "Memory", "MemoryType", "Module", "Store", "Table", "TableType", "Trap",
-    "TrapCode", "UnsupportedError", "Val", "ValType", "ValidationError", "WasmjitError",
+    "TrapCode", "UnsupportedError", "Val", "ValType", "ValidationError", "WasiConfig", "WasmjitError",
     "WasmjitTypeError", "WatError", "wat2wasm",
 ]

@@ -29,6 +29,9 @@ from .runtime.store import (DEFAULT_MAX_CALL_DEPTH, Function, GlobalInst, HostFu
                             WasmFunction)
 from .runtime.store import Store as _RtStore
 from .validate import ValidatedModule, validate_module
+from .wasi import MODULE_NAME as WASI_MODULE
+from .wasi import WasiConfig, WasiContext, raw_host
+from .wasi import FUNCTIONS as WASI_FUNCTIONS
 from .wat import looks_like_text, wat2wasm
 
 TIERS = ("interp", "jit", "tiered", "unicorn")
@@ -377,9 +380,26 @@ class Store:
         self.engine = engine or Engine()
         self._data = data
         self._store = _RtStore(self.engine.config.max_call_depth)
+        self._wasi: WasiContext | None = None
 
     def data(self) -> Any:
         return self._data
+
+    def set_wasi(self, wasi: WasiConfig) -> None:
+        """Give WASI functions defined by ``Linker.define_wasi`` this configuration."""
+        self._wasi = wasi.context()
+
+    def _wasi_context(self) -> WasiContext:
+        if self._wasi is None:
+            raise WasmjitError("WASI is not configured for this store: call store.set_wasi(WasiConfig())")
+        return self._wasi
+
+    def _caller_memory(self) -> LinearMemory:
+        inst = self._store.caller_instance
+        mem = inst.exports.get("memory") if inst is not None else None
+        if not isinstance(mem, LinearMemory):
+            raise WasmjitError("a WASI function needs the calling module to export `memory`")
+        return mem
 
     def func_stats(self) -> list[FuncStats]:
         """Entry and loop back-edge counts of every wasm function in this store."""
@@ -753,6 +773,13 @@ class Linker:
         self._defs.pop((module, name), None)
         self._host_funcs[(module, name)] = (ty, func, access_caller)
 
+    def define_wasi(self) -> None:
+        """Define the WASI preview1 functions; they use the store's ``set_wasi`` configuration."""
+        for name in WASI_FUNCTIONS:
+            self._check_new(WASI_MODULE, name)
+            self._defs.pop((WASI_MODULE, name), None)
+            self._host_funcs[(WASI_MODULE, name)] = (None, name, False)  # type: ignore[assignment]
+
     def define_instance(self, store: Store, name: str, instance: Instance) -> None:
         for export_name, item in instance.exports(store).items():
             self.define(store, name, export_name, item)
@@ -771,7 +798,13 @@ class Linker:
             item = made.get(key)
             if item is None:
                 ty, func, access_caller = self._host_funcs[key]
-                item = made[key] = Func(store, ty, func, access_caller)
+                if ty is None:  # a WASI function: raw values, the caller's memory
+                    ftype = WASI_FUNCTIONS[func][0]
+                    host = HostFunction(store._store, ftype, raw_host(store._wasi_context,
+                                        store._caller_memory, func), func)
+                    item = made[key] = Func._wrap(store, host)
+                else:
+                    item = made[key] = Func(store, ty, func, access_caller)
         return item
 
     def instantiate(self, store: Store, module: Module) -> Instance:
@@ -787,5 +820,5 @@ class Linker:
 __all__ = [
     "Caller", "Config", "Engine", "ExportType", "Func", "FuncStats", "FuncType", "Global",
     "GlobalType", "ImportType", "Instance", "InstanceExports", "Limits", "Linker", "Memory",
-    "MemoryType", "Module", "PAGE_SIZE", "Store", "Table", "TableType", "Val", "ValType",
+    "MemoryType", "Module", "PAGE_SIZE", "Store", "Table", "TableType", "Val", "ValType", "WasiConfig",
 ]

@@ -1,0 +1,149 @@
+"""The ``wasmjit`` command line: run, validate, wast.
+
+Every error is one line on stderr (``error: ...``) and a non-zero exit code; a trap also
+prints its wasm backtrace. No Python traceback reaches the user for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import api
+from .errors import Trap, WasmjitError
+from .wasi import ExitTrap
+
+EXIT_TRAP = 134  # as wasmtime: 128 + SIGABRT
+
+
+def _tier_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tier", choices=api.TIERS, default=None,
+                        help="execution tier (default: $WASMJIT_TIER or the engine default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wasmjit", description="A WebAssembly engine in Python.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a WebAssembly module")
+    run.add_argument("--invoke", metavar="NAME", help="call this exported function with ARGS")
+    _tier_arg(run)
+    run.add_argument("--tier-stats", action="store_true",
+                     help="print per-function entry and loop back-edge counts afterwards")
+    run.add_argument("module", metavar="MODULE", help="a .wasm or .wat file")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                     help="arguments of the invoked function")
+
+    validate = sub.add_parser("validate", help="decode and validate a module")
+    validate.add_argument("module", metavar="FILE")
+
+    wast = sub.add_parser("wast", help="run WebAssembly spec test scripts (.wast)", add_help=False)
+    wast.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["wast"]:  # the spec runner parses its own options
+        from .wast import main as wast_main
+        return _guard(lambda: wast_main(argv[1:]))
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return _guard(lambda: run(args))
+    return _guard(lambda: validate(args.module))
+
+
+def _guard(action: Any) -> int:
+    """Run a command; turn wasmjit errors into one line and an exit code."""
+    try:
+        return int(action())
+    except ExitTrap as exit_:
+        return exit_.code
+    except Trap as trap:
+        print(f"error: {trap}", file=sys.stderr)
+        return EXIT_TRAP
+    except WasmjitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def validate(path: str) -> int:
+    engine = api.Engine()
+    api.Module.from_file(engine, path)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    config = api.Config()
+    if args.tier:
+        config.tier = args.tier
+    engine = api.Engine(config)
+    store = api.Store(engine)
+    module = api.Module.from_file(engine, args.module)
+    wasi = api.WasiConfig()
+    wasi.argv = [args.module, *args.args] if args.invoke is None else [args.module]
+    wasi.inherit_stdin()
+    wasi.inherit_stdout()
+    wasi.inherit_stderr()
+    store.set_wasi(wasi)
+    linker = api.Linker(engine)
+    linker.define_wasi()
+    instance = linker.instantiate(store, module)
+    try:
+        if args.invoke is not None:
+            _invoke(store, instance, args.invoke, args.args)
+        else:
+            exports = instance.exports(store)
+            entry = exports.get("_start") or exports.get("")
+            if isinstance(entry, api.Func):
+                entry(store)
+    finally:
+        if args.tier_stats:
+            print_tier_stats(store)
+    return 0
+
+
+def _invoke(store: api.Store, instance: api.Instance, name: str, raw_args: list[str]) -> None:
+    func = instance.exports(store).get(name)
+    if not isinstance(func, api.Func):
+        raise WasmjitError(f"no exported function named `{name}`")
+    params = func.type(store).params
+    if len(raw_args) != len(params):
+        raise WasmjitError(f"`{name}` takes {len(params)} argument(s), {len(raw_args)} given")
+    values = [parse_value(text, t.name) for text, t in zip(raw_args, params, strict=True)]
+    result = func(store, *values)
+    results = [] if result is None else result if isinstance(result, list) else [result]
+    for value in results:
+        print(value)
+
+
+def parse_value(text: str, valtype: str) -> Any:
+    """Parse a command-line argument as a value of ``valtype``."""
+    try:
+        if valtype in ("i32", "i64"):
+            return int(text, 0)
+        if valtype in ("f32", "f64"):
+            return float(text)
+    except ValueError:
+        raise WasmjitError(f"invalid {valtype} argument: {text!r}") from None
+    raise WasmjitError(f"cannot pass a {valtype} argument on the command line")
+
+
+def print_tier_stats(store: api.Store) -> None:
+    """Per-function counters, as a table on stderr."""
+    rows = [(f"{s.module or '<module>'}!{s.name or f'func[{s.index}]'}", s.entries, s.back_edges, s.tier)
+            for s in store.func_stats() if s.entries or s.back_edges]
+    width = max([len("function"), *(len(r[0]) for r in rows)])
+    print(f"{'function':<{width}}  {'entries':>10}  {'back-edges':>12}  tier", file=sys.stderr)
+    for name, entries, back_edges, tier in rows:
+        print(f"{name:<{width}}  {entries:>10}  {back_edges:>12}  {tier}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
