@@ -53,7 +53,7 @@ INLINE: dict[str, str] = {
     "i32_extend16_s": "(((A & 0xFFFF) ^ 0x8000) - 0x8000) & M32",
     "i64_extend8_s": "(((A & 0xFF) ^ 0x80) - 0x80) & M64",
     "i64_extend16_s": "(((A & 0xFFFF) ^ 0x8000) - 0x8000) & M64",
-    "i64_extend32_s": "((A ^ S32) - S32) & M64",
+    "i64_extend32_s": "(((A & M32) ^ S32) - S32) & M64",
     "f64_add": "A + B", "f64_sub": "A - B", "f64_mul": "A * B", "f64_neg": "-A",
     "f64_abs": "fabs(A)", "f64_copysign": "copysign(A, B)",
     "f64_convert_i32_u": "float(A)", "f64_convert_i64_u": "float(A)",

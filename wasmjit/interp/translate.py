@@ -217,8 +217,9 @@ class Translator:
 
     # --- instruction groups ---
 
-    def numeric(self, op: O.Op) -> None:
-        arity = len(op.params)  # type: ignore[arg-type]
+    def numeric(self, op: O.Op, arity: int | None = None) -> None:
+        if arity is None:
+            arity = len(op.params)  # type: ignore[arg-type]
         operands = [self.pop_operand() for _ in range(arity)][::-1]
         kinds = "".join(kind for kind, _ in operands)
         values = tuple(value for _, value in operands)
@@ -461,6 +462,10 @@ def _ref_null(t: Translator, i: int, imm: Any) -> None:
     t.stack.append(K(0))
 
 
+def _ref_is_null(t: Translator, i: int, imm: Any) -> None:
+    t.numeric(t.info.body[i][0], arity=1)  # typed by hand in the table: one reference operand
+
+
 def _ref_func(t: Translator, i: int, imm: int) -> None:
     t.stack.append(K(t.inst.funcs[imm].handle))
 
@@ -524,7 +529,7 @@ _HANDLERS: dict[str, Callable[[Translator, int, Any], None]] = {
     "local.get": _local_get, "local.set": _local_set, "local.tee": _local_tee,
     "global.get": _global_get, "global.set": _global_set,
     "i32.const": _const, "i64.const": _const, "f32.const": _const, "f64.const": _const,
-    "ref.null": _ref_null, "ref.func": _ref_func,
+    "ref.null": _ref_null, "ref.func": _ref_func, "ref.is_null": _ref_is_null,
     "memory.size": _memory_size,
     "memory.grow": _operands_then(H.memory_grow, 1, 1, _mem),
     "memory.fill": _operands_then(H.memory_fill, 3, 0, _mem),
