@@ -305,7 +305,7 @@ def _select_t(v: FuncValidator, imm: tuple[str, ...]) -> None:
 
 def _local_type(v: FuncValidator, index: int) -> str:
     if index >= len(v.info.local_types):
-        raise v.error("unknown local")
+        raise v.error(f"unknown local {index}")
     return v.info.local_types[index]
 
 
