@@ -9,6 +9,7 @@ payloads, even signalling ones, survive the round trip exactly), externref is an
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import weakref
@@ -20,18 +21,17 @@ from typing import Any
 from . import interp
 from . import structure as S
 from .decode import decode_module
-from .errors import LinkError, UnsupportedError, WasmjitError, WasmjitTypeError
+from .errors import LinkError, Trap, TrapCode, UnsupportedError, WasmjitError, WasmjitTypeError
 from .runtime import numerics
 from .runtime.instance import Instance as _RtInstance
 from .runtime.instance import instantiate as _instantiate
 from .runtime.memory import PAGE_SIZE, LinearMemory
-from .runtime.store import (DEFAULT_MAX_CALL_DEPTH, Function, GlobalInst, HostFunction, TableInst,
-                            WasmFunction)
+from .runtime.store import DEFAULT_MAX_CALL_DEPTH, Function, GlobalInst, HostFunction, TableInst, WasmFunction
 from .runtime.store import Store as _RtStore
 from .validate import ValidatedModule, validate_module
+from .wasi import FUNCTIONS as WASI_FUNCTIONS
 from .wasi import MODULE_NAME as WASI_MODULE
 from .wasi import WasiConfig, WasiContext, raw_host
-from .wasi import FUNCTIONS as WASI_FUNCTIONS
 from .wat import looks_like_text, wat2wasm
 
 TIERS = ("interp", "jit", "tiered", "unicorn")
@@ -42,7 +42,7 @@ DEFAULT_TIER = "interp"
 
 def resolve_tier(tier: str | None) -> str:
     """The tier to use: the given one, else $WASMJIT_TIER, else the default; checked."""
-    chosen = tier or os.environ.get("WASMJIT_TIER") or DEFAULT_TIER
+    chosen = tier if tier is not None else os.environ.get("WASMJIT_TIER") or DEFAULT_TIER
     if chosen not in TIERS:
         raise WasmjitError(f"unknown tier {chosen!r}: expected one of {', '.join(TIERS)}")
     if chosen not in AVAILABLE_TIERS:
@@ -315,8 +315,19 @@ def _int_bits(value: Any, bits: int) -> int:
     return value & ((1 << bits) - 1)
 
 
-def to_raw(store: Store, valtype: str, value: Any) -> Any:
+def _as_store(store: Store | Caller) -> Store:
+    """The Store behind a store argument: a Store, or a Caller (wasmtime-py's ``Storelike``)."""
+    if isinstance(store, Caller):
+        store._check_valid()
+        return store._store
+    if not isinstance(store, Store):
+        raise WasmjitTypeError(f"expected a Store or Caller, found {type(store).__name__}")
+    return store
+
+
+def to_raw(store: Store | Caller, valtype: str, value: Any) -> Any:
     """A Python value (or Val) of ``valtype`` as the engine's raw value."""
+    store = _as_store(store)
     if isinstance(value, Val):
         if value._type != valtype:
             raise WasmjitTypeError(f"expected a {valtype} value, found {value!r}")
@@ -342,8 +353,9 @@ def to_raw(store: Store, valtype: str, value: Any) -> Any:
     raise UnsupportedError(f"values of type {valtype} are not supported")
 
 
-def from_raw(store: Store, valtype: str, raw: Any) -> Any:
+def from_raw(store: Store | Caller, valtype: str, raw: Any) -> Any:
     """The Python value of a raw engine value of ``valtype``."""
+    store = _as_store(store)
     if valtype == "i32":
         return numerics.signed32(raw)
     if valtype == "i64":
@@ -483,7 +495,8 @@ class InstanceExports(Mapping[str, Any]):
 class Instance:
     """``Instance(store, module, imports)``: instantiate with externs in import order."""
 
-    def __init__(self, store: Store, module: Module, imports: Sequence[Any]) -> None:
+    def __init__(self, store: Store | Caller, module: Module, imports: Sequence[Any]) -> None:
+        store = _as_store(store)
         externs = []
         for item in imports:
             if not isinstance(item, (Func, Memory, Global, Table)):
@@ -494,9 +507,9 @@ class Instance:
         self._inst = _instantiate(store._store, module._vmod, externs, store.engine.install)
         self._exports: InstanceExports | None = None
 
-    def exports(self, store: Store) -> InstanceExports:
+    def exports(self, store: Store | Caller) -> InstanceExports:
         if self._exports is None:
-            self._exports = InstanceExports(store, self._inst)
+            self._exports = InstanceExports(self._store, self._inst)
         return self._exports
 
     def func_stats(self, store: Store) -> list[FuncStats]:
@@ -524,9 +537,12 @@ class Caller:
     def __init__(self, store: Store, inst: _RtInstance | None) -> None:
         self._store, self._inst, self._valid = store, inst, True
 
-    def get(self, name: str) -> Any:
+    def _check_valid(self) -> None:
         if not self._valid:
             raise WasmjitError("a Caller cannot be used after its host call returned")
+
+    def get(self, name: str) -> Any:
+        self._check_valid()
         if self._inst is None or name not in self._inst.exports:
             return None
         return _wrap_extern(self._store, self._inst.exports[name])
@@ -545,6 +561,7 @@ class Func:
                  access_caller: bool = False) -> None:
         if not callable(func):
             raise WasmjitTypeError("expected a callable for Func")
+        store = _as_store(store)
         self._func: Function = HostFunction(store._store, ty._type, _host_adapter(store, ty._type, func,
                                             access_caller), getattr(func, "__name__", "host"))
         self._store = store
@@ -568,14 +585,22 @@ class Func:
     def __hash__(self) -> int:
         return id(self._func)
 
-    def __call__(self, store: Store, *params: Any) -> Any:
+    def __call__(self, store: Store | Caller, *params: Any) -> Any:
+        store = _as_store(store)
         ftype = self._func.type
         if len(params) != len(ftype.params):
             which = "few" if len(params) < len(ftype.params) else "many"
             raise WasmjitTypeError(f"too {which} parameters provided: given {len(params)}, "
                                    f"expected {len(ftype.params)}")
         raw = [to_raw(store, t, v) for t, v in zip(ftype.params, params, strict=True)]
-        results = self._func.call(raw)
+        try:
+            results = self._func.call(raw)
+        except RecursionError:
+            if isinstance(self._func, HostFunction):
+                raise
+            # Recursion through host functions costs more Python frames per wasm call than the
+            # engine budgets for: the Python stack runs out before the wasm call depth limit.
+            raise Trap(TrapCode.STACK_OVERFLOW) from None
         if not ftype.results:
             return None
         values = [from_raw(store, t, r) for t, r in zip(ftype.results, results, strict=True)]
@@ -640,25 +665,37 @@ class Memory:
     def data_ptr(self, store: Store) -> Any:
         return self._mem.data_ptr()
 
+    def get_buffer_ptr(self, store: Store, size: int | None = None, offset: int = 0) -> Any:
+        """A ctypes ``c_ubyte`` array over ``size`` bytes at ``offset`` (no copy), as wasmtime-py."""
+        if size is None:
+            size = self._mem.size
+        return (ctypes.c_ubyte * size).from_address(self._mem.base + offset)
+
+    def page_size(self, store: Store) -> int:
+        return PAGE_SIZE
+
+    def page_size_log2(self, store: Store) -> int:
+        return PAGE_SIZE.bit_length() - 1
+
     def grow(self, store: Store, delta: int) -> int:
         if delta < 0:
-            raise WasmjitError("cannot grow a memory by a negative number of pages")
+            raise WasmjitError("cannot grow by negative amount")
         old = self._mem.grow(delta)
         if old < 0:
-            raise WasmjitError(f"failed to grow memory by {delta} pages")
+            raise WasmjitError(f"failed to grow memory by `{delta}`")
         return old
 
-    def read(self, store: Store, start: int = 0, stop: int | None = None) -> bytearray:
-        size = self._mem.size
-        stop = size if stop is None else stop
-        if not 0 <= start <= stop <= size:
-            raise IndexError(f"memory range {start}..{stop} out of bounds (size {size})")
+    def read(self, store: Store, start: int | None = 0, stop: int | None = None) -> bytearray:
+        """A copy of ``memory[start:stop]``, with list-slice semantics as in wasmtime-py."""
         return bytearray(self._mem.view[start:stop])
 
-    def write(self, store: Store, value: bytes | bytearray, start: int = 0) -> int:
+    def write(self, store: Store, value: bytes | bytearray, start: int | None = None) -> int:
+        """Copy ``value`` to ``start`` (negative: from the end); IndexError if it does not fit."""
+        size = self._mem.size
+        start = slice(start, None).indices(size)[0]
         data = bytes(value)
-        if start < 0 or start + len(data) > self._mem.size:
-            raise IndexError(f"memory write of {len(data)} bytes at {start} out of bounds")
+        if start >= size or start + len(data) > size:
+            raise IndexError("index out of range")
         self._mem.write(data, start)
         return len(data)
 
@@ -687,7 +724,7 @@ class Global:
 
     def set_value(self, store: Store, val: Any) -> None:
         if not self._glob.type.mutable:
-            raise WasmjitError("cannot set the value of an immutable global")
+            raise WasmjitError("immutable global cannot be set")
         self._glob.value = to_raw(store, self._glob.type.valtype, val)
 
 
@@ -725,9 +762,10 @@ class Table:
         self._table.elements[idx] = to_raw(store, self._table.elem, val)
 
     def grow(self, store: Store, amt: int, init: Any) -> int:
-        old = self._table.grow(amt, to_raw(store, self._table.elem, init))
+        raw = to_raw(store, self._table.elem, init)
+        old = self._table.grow(amt, raw) if amt >= 0 else -1
         if old < 0:
-            raise WasmjitError(f"failed to grow table by {amt} elements")
+            raise WasmjitError(f"failed to grow table by `{amt}`")
         return old
 
 
@@ -755,29 +793,31 @@ class Linker:
         self._allow_shadowing = bool(allow)
 
     def _check_new(self, module: str, name: str) -> None:
+        """Refuse a second definition unless shadowing is allowed; forget the one it replaces."""
         key = (module, name)
         if not self._allow_shadowing and (key in self._defs or key in self._host_funcs):
             raise WasmjitError(f"import of `{module}::{name}` defined twice")
+        self._defs.pop(key, None)
+        self._host_funcs.pop(key, None)
+        for made in self._made.values():  # functions already made from a replaced define_func
+            made.pop(key, None)
 
     def define(self, store: Store, module: str, name: str, item: Any) -> None:
         if not isinstance(item, (Func, Memory, Global, Table)):
             raise WasmjitTypeError(f"cannot define {type(item).__name__} in a Linker")
         self._check_new(module, name)
-        self._host_funcs.pop((module, name), None)
         self._defs[(module, name)] = item
 
     def define_func(self, module: str, name: str, ty: FuncType, func: Callable[..., Any],
                     access_caller: bool = False) -> None:
         """A host function created per store when a module is instantiated."""
         self._check_new(module, name)
-        self._defs.pop((module, name), None)
         self._host_funcs[(module, name)] = (ty, func, access_caller)
 
     def define_wasi(self) -> None:
         """Define the WASI preview1 functions; they use the store's ``set_wasi`` configuration."""
         for name in WASI_FUNCTIONS:
             self._check_new(WASI_MODULE, name)
-            self._defs.pop((WASI_MODULE, name), None)
             self._host_funcs[(WASI_MODULE, name)] = (None, name, False)  # type: ignore[assignment]
 
     def define_instance(self, store: Store, name: str, instance: Instance) -> None:
@@ -790,7 +830,8 @@ class Linker:
             raise WasmjitError(f"no item named `{module}::{name}` in the linker")
         return item
 
-    def _resolve(self, store: Store, module: str, name: str) -> Any:
+    def _resolve(self, store: Store | Caller, module: str, name: str) -> Any:
+        store = _as_store(store)
         key = (module, name)
         item = self._defs.get(key)
         if item is None and key in self._host_funcs:
@@ -807,7 +848,8 @@ class Linker:
                     item = made[key] = Func(store, ty, func, access_caller)
         return item
 
-    def instantiate(self, store: Store, module: Module) -> Instance:
+    def instantiate(self, store: Store | Caller, module: Module) -> Instance:
+        store = _as_store(store)
         externs = []
         for imp in module._vmod.module.imports:
             item = self._resolve(store, imp.module, imp.name)

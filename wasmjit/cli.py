@@ -62,7 +62,7 @@ def _guard(action: Any) -> int:
     except ExitTrap as exit_:
         return exit_.code
     except Trap as trap:
-        print(f"error: {trap}", file=sys.stderr)
+        print(f"error: {str(trap).rstrip()}", file=sys.stderr)
         return EXIT_TRAP
     except WasmjitError as err:
         print(f"error: {err}", file=sys.stderr)

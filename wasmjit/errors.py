@@ -91,6 +91,9 @@ class Frame:
     module_offset: int
 
 
+MAX_PRINTED_FRAMES = 100  # a stack overflow has thousands of frames; all stay in `frames`
+
+
 class Trap(WasmjitError):
     """A wasm trap: ``trap_code``, the spec's ``reason`` text, and ``frames`` (innermost first).
 
@@ -116,8 +119,10 @@ class Trap(WasmjitError):
         if not self.frames:
             return f"wasm trap: {self.reason}"
         lines = ["error while executing at wasm backtrace:"]
-        for i, frame in enumerate(self.frames):
+        for i, frame in enumerate(self.frames[:MAX_PRINTED_FRAMES]):
             name = frame.func_name or f"<wasm function {frame.func_index}>"
             lines.append(f"{i:>5}: {frame.module_offset:>#8x} - {frame.module_name or '<unknown>'}!{name}")
-        lines += ["", "Caused by:", f"    wasm trap: {self.reason}"]
+        if len(self.frames) > MAX_PRINTED_FRAMES:
+            lines.append(f"      ... {len(self.frames) - MAX_PRINTED_FRAMES} more frames")
+        lines += ["", "Caused by:", f"    wasm trap: {self.reason}", ""]  # ends in a newline, as wasmtime's
         return "\n".join(lines)

@@ -50,10 +50,10 @@ def make_entry(func: WasmFunction, code: InterpCode):  # noqa: ANN201 - a closur
     first, last = code.num_locals, code.num_locals + len(func.type.results)
 
     def interp_entry(args: list) -> list:
-        func.entries += 1
         depth = store.depth + 1
         if depth > store.max_call_depth:
             raise Trap(TrapCode.STACK_OVERFLOW)
+        func.entries += 1
         store.depth = depth
         R = args
         R.extend(template)

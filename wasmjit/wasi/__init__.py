@@ -89,13 +89,13 @@ def _open_stdio(fd: int, setting: str | None) -> FileDesc:
     writing = fd != 0
     if setting == "inherit":
         stream: BinaryIO = (sys.stdin, sys.stdout, sys.stderr)[fd].buffer
-        return FileDesc(stream, filetype_of(stream), owned=False)
+        return FileDesc(stream, filetype_of(stream), owned=False, seekable=False)
     path = os.devnull if setting is None else setting
     try:
         stream = open(path, "wb" if writing else "rb")  # noqa: SIM115 - owned by the descriptor
     except OSError as err:
         raise WasmjitError(f"cannot open {path!r} for WASI fd {fd}: {err.strerror}") from None
-    return FileDesc(stream, filetype_of(stream), owned=True)
+    return FileDesc(stream, filetype_of(stream), owned=True, seekable=False)
 
 
 __all__ = ["FUNCTIONS", "MODULE_NAME", "ExitTrap", "WasiConfig", "WasiContext", "raw_host"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from ..errors import WasmjitError
+from ..errors import Trap, WasmjitError
 from ..runtime.memory import LinearMemory
 from ..structure import FuncType
 
@@ -56,6 +56,7 @@ class FileDesc:
     stream: BinaryIO
     filetype: int
     owned: bool  # close the host stream when the guest closes the descriptor
+    seekable: bool = True  # False for the standard streams: they are streams even when files (wasmtime)
 
 
 @dataclass
@@ -189,7 +190,7 @@ def fd_seek(ctx: WasiContext, mem: LinearMemory, fd: int, offset: int, whence: i
     desc = ctx.fd(fd)
     if whence > 2:
         return EINVAL
-    if desc.filetype != FILETYPE_REGULAR_FILE:
+    if not desc.seekable or desc.filetype != FILETYPE_REGULAR_FILE:
         return ESPIPE
     signed = offset - (1 << 64) if offset >> 63 else offset
     try:
@@ -240,6 +241,8 @@ def fd_prestat_dir_name(ctx: WasiContext, mem: LinearMemory, fd: int, path: int,
 
 
 def proc_exit(ctx: WasiContext, mem: LinearMemory, code: int) -> int:
+    if code >= 126:  # the raw u32: negative statuses are huge here too
+        raise Trap("exit with invalid exit status outside of [0..126)")  # as wasmtime
     raise ExitTrap(code)
 
 
