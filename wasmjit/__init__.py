@@ -3,11 +3,42 @@
 ``import wasmjit as wasmtime`` lets code written for wasmtime-py run here.
 """
 
-from .api import (Caller, Config, Engine, ExportType, Func, FuncStats, FuncType, Global, GlobalType,
-                  ImportType, Instance, InstanceExports, Limits, Linker, Memory, MemoryType, Module,
-                  Store, Table, TableType, Val, ValType)
-from .errors import (DecodeError, Frame, LinkError, Trap, TrapCode, UnsupportedError, ValidationError,
-                     WasmjitError, WasmjitTypeError, WatError)
+from .api import (
+                  Caller,
+                  Config,
+                  Engine,
+                  ExportType,
+                  Func,
+                  FuncStats,
+                  FuncType,
+                  Global,
+                  GlobalType,
+                  ImportType,
+                  Instance,
+                  InstanceExports,
+                  Limits,
+                  Linker,
+                  Memory,
+                  MemoryType,
+                  Module,
+                  Store,
+                  Table,
+                  TableType,
+                  Val,
+                  ValType,
+)
+from .errors import (
+                  DecodeError,
+                  Frame,
+                  LinkError,
+                  Trap,
+                  TrapCode,
+                  UnsupportedError,
+                  ValidationError,
+                  WasmjitError,
+                  WasmjitTypeError,
+                  WatError,
+)
 from .wasi import ExitTrap, WasiConfig
 from .wat import wat2wasm
 

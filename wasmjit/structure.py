@@ -9,7 +9,7 @@ decoded immediate (see ``Code``) and its byte offset in the module. Imports: opc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from .opcodes import Op
 
@@ -58,7 +58,7 @@ class GlobalType:
     mutable: bool
 
 
-ExternType = Union[FuncType, TableType, MemoryType, GlobalType]
+ExternType = FuncType | TableType | MemoryType | GlobalType
 
 # External kinds, as in import/export descriptors.
 FUNC, TABLE, MEMORY, GLOBAL = "func", "table", "memory", "global"

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import WatError, WasmjitError
+from .errors import WasmjitError, WatError
 
 
 def _wasm_tools() -> str:

@@ -156,7 +156,8 @@ def test_zero_byte_expected() -> None:
 def test_data_count_required() -> None:
     mem = section(5, vec([b"\x00\x01"]))
     body = b"\x00\xfc\x09\x00\x0b"  # data.drop 0 without a data count section
-    assert decode_error(HEADER + TYPE_VOID + FUNC_0 + mem + code(body)).reason == "data count section required"
+    err = decode_error(HEADER + TYPE_VOID + FUNC_0 + mem + code(body))
+    assert err.reason == "data count section required"
 
 
 def test_malformed_utf8_name() -> None:

@@ -40,7 +40,8 @@ def test_inline_template_matches_numerics(op: opcodes.Op) -> None:
         factory = T.numeric(op.ident, kinds)
         for values in operand_sets:
             frame = [None, *values]  # registers 1..arity hold the operands; slot 0 receives
-            args = [i + 1 if kind == "r" else value for i, (kind, value) in enumerate(zip(kinds, values))]
+            pairs = enumerate(zip(kinds, values, strict=True))
+            args = [i + 1 if kind == "r" else value for i, (kind, value) in pairs]
             factory(0, *args, 7)(frame)
             expected = N.FUNCS[op.ident](*values)
             if isinstance(expected, float) and math.isnan(expected):

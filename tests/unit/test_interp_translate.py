@@ -62,7 +62,8 @@ def test_local_read_survives_a_later_write(tier: str, store: wasmjit.Store) -> N
     assert instance.exports(store)["f"](store, 12) == 7
 
 
-@pytest.mark.parametrize("n,expected", [(0, 0), (1, 1), (100, 5050), (65536, -2147450880)])  # wraps; i32 results are signed
+# The last sum wraps: i32 results are signed.
+@pytest.mark.parametrize("n,expected", [(0, 0), (1, 1), (100, 5050), (65536, -2147450880)])
 def test_sum_loop_results(tier: str, store: wasmjit.Store, n: int, expected: int) -> None:
     instance = wasmjit.Instance(store, wasmjit.Module(store.engine, SUM), [])
     assert instance.exports(store)["f"](store, n) == expected

@@ -136,7 +136,8 @@ def read_expr(r: Reader, data_count: int | None = None) -> list[Instr]:
     while True:
         offset = r.pos
         if offset >= r.end:
-            raise r.error("END opcode expected" if r.end < len(r.data) else "unexpected end of section or function")
+            ended = r.end >= len(r.data)
+            raise r.error("unexpected end of section or function" if ended else "END opcode expected")
         op = _read_op(r)
         append((op, readers[op.imm](r), offset))
         name = op.name

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from ..errors import DecodeError
-from ..opcodes import VALTYPE_BYTES, V128
+from ..opcodes import V128, VALTYPE_BYTES
 
 _F64 = struct.Struct("<d")
 
