@@ -11,12 +11,12 @@ import os
 import tomllib
 from pathlib import Path
 
+from wasmjit.api import AVAILABLE_TIERS
+from wasmjit.api import TIERS as KNOWN_TIERS
+
 REPO = Path(__file__).resolve().parent.parent
 SPEC_DIR = Path(os.environ.get("WASMJIT_SPEC_DIR") or REPO.parent / "shared" / "spec" / "wasm-2.0")
 EXPECTED_FAILURES = Path(__file__).resolve().parent / "expected_failures.toml"
-
-from wasmjit.api import AVAILABLE_TIERS
-from wasmjit.api import TIERS as KNOWN_TIERS
 
 # The spec suite runs on every tier the engine provides (one definition, in wasmjit.api).
 TIERS = list(AVAILABLE_TIERS)
