@@ -526,28 +526,29 @@ class Runner:
         self.result.failed += 1
         self.result.failures.append(Failure(line, kind, one_line(reason)))
 
-    def _engine(self, action: Callable[[], Any]) -> Any:
-        """Run an engine call that should succeed; an error ends the command."""
+    def _attempt(self, action: Callable[[], Any]) -> tuple[Any, EngineError | None]:
+        """Run an engine call: (its value, None), or (None, its classified error)."""
         try:
-            return action()
+            return action(), None
         except _Outcome:
             raise
         except Exception as exc:  # noqa: BLE001 - every engine exception is a verdict
             err = self.adapter.classify(exc)
             if err.kind == UNSUPPORTED:
                 raise _Unsupported(err.message) from None
-            raise _Fail(f"unexpected {err.describe()}") from None
+            return None, err
+
+    def _engine(self, action: Callable[[], Any]) -> Any:
+        """Run an engine call that should succeed; an error ends the command."""
+        value, err = self._attempt(action)
+        if err is not None:
+            raise _Fail(f"unexpected {err.describe()}")
+        return value
 
     def _engine_error(self, action: Callable[[], Any], wanted: str) -> EngineError:
         """Run an engine call that should fail; its classified error (_Fail if it succeeds)."""
-        try:
-            value = action()
-        except _Outcome:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every engine exception is a verdict
-            err = self.adapter.classify(exc)
-            if err.kind == UNSUPPORTED:
-                raise _Unsupported(err.message) from None
+        value, err = self._attempt(action)
+        if err is not None:
             return err
         returned = f" with {value!r}" if isinstance(value, list) else ""
         raise _Fail(f"expected {wanted}, but it succeeded{returned}")

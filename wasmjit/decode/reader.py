@@ -63,23 +63,15 @@ class Reader:
         return self._uleb(32)
 
     def _uleb(self, bits: int) -> int:
-        result = shift = 0
-        max_bytes = (bits + 6) // 7
-        for i in range(max_bytes):
-            byte = self.u8()
-            if i == max_bytes - 1:
-                if byte & 0x80:
-                    raise self.error("integer representation too long", self.pos - 1)
-                if byte >> (bits - 7 * i):
-                    raise self.error("integer too large", self.pos - 1)
-            result |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return result
-        raise AssertionError("unreachable")  # the loop always returns or raises
+        return self._leb(bits, signed=False)
 
     def sleb(self, bits: int) -> int:
         """Signed LEB128 of ``bits`` (32, 33 or 64), returned as a Python signed int."""
+        return self._leb(bits, signed=True)
+
+    def _leb(self, bits: int, signed: bool) -> int:
+        """LEB128 of at most ceil(bits/7) bytes whose unused high bits are zero (unsigned) or
+        copies of the sign bit (signed), as spec 5.2.2 requires."""
         result = shift = 0
         max_bytes = (bits + 6) // 7
         for i in range(max_bytes):
@@ -87,18 +79,21 @@ class Reader:
             if i == max_bytes - 1:
                 if byte & 0x80:
                     raise self.error("integer representation too long", self.pos - 1)
-                # The unused high bits of the last byte must all equal the sign bit.
-                used = bits - 7 * i  # value bits carried by this byte
-                rest = byte >> (used - 1) & (0x7F >> (used - 1))
-                if rest not in (0, 0x7F >> (used - 1)):
+                used = bits - 7 * i  # value bits carried by this last byte
+                if signed:
+                    rest = byte >> (used - 1) & (0x7F >> (used - 1))  # sign bit and above
+                    bad = rest not in (0, 0x7F >> (used - 1))
+                else:
+                    bad = byte >> used != 0
+                if bad:
                     raise self.error("integer too large", self.pos - 1)
             result |= (byte & 0x7F) << shift
             shift += 7
             if not byte & 0x80:
-                if byte & 0x40:
+                if signed and byte & 0x40:
                     result -= 1 << shift
                 return result
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable")  # the loop always returns or raises
 
     def f32_bits(self) -> int:
         return int.from_bytes(self.bytes(4), "little")
