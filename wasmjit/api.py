@@ -820,6 +820,19 @@ class Linker:
             self._check_new(WASI_MODULE, name)
             self._host_funcs[(WASI_MODULE, name)] = (None, name, False)  # type: ignore[assignment]
 
+    def define_unknown_imports_as_traps(self, module: Module) -> None:
+        """Define each function ``module`` imports that this linker lacks as one that traps when
+        called (wasmtime-py's method; other kinds of unknown imports still fail to link)."""
+        for imp in module.imports:
+            key = (imp.module, imp.name)
+            if isinstance(imp.type, FuncType) and key not in self._defs and key not in self._host_funcs:
+                message = f"unknown import: `{imp.module}::{imp.name}` has not been defined"
+
+                def trap(*_args: Any, message: str = message) -> None:
+                    raise Trap(message)
+
+                self._host_funcs[key] = (imp.type, trap, False)
+
     def define_instance(self, store: Store, name: str, instance: Instance) -> None:
         for export_name, item in instance.exports(store).items():
             self.define(store, name, export_name, item)

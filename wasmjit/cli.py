@@ -7,6 +7,7 @@ prints its wasm backtrace. No Python traceback reaches the user for bad input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -27,8 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wasmjit", description="A WebAssembly engine in Python.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a WebAssembly module")
+    run = sub.add_parser("run", help="run a WebAssembly module (a WASI command: its _start)")
     run.add_argument("--invoke", metavar="NAME", help="call this exported function with ARGS")
+    run.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
+                     help="preopen the host directory HOST for the guest, as GUEST (default: HOST)")
+    run.add_argument("--env", action="append", default=[], metavar="NAME[=VAL]",
+                     help="set a guest environment variable (without =VAL: the host's value)")
+    run.add_argument("--unknown-imports-trap", action="store_true",
+                     help="link unknown function imports as functions that trap when called")
     _tier_arg(run)
     run.add_argument("--tier-stats", action="store_true",
                      help="print per-function entry and loop back-edge counts afterwards")
@@ -88,12 +95,18 @@ def run(args: argparse.Namespace) -> int:
     module = api.Module.from_file(engine, args.module)
     wasi = api.WasiConfig()
     wasi.argv = [args.module, *args.args] if args.invoke is None else [args.module]
+    wasi.env = environment(args.env)
+    for spec in args.dir:
+        host, _, guest = spec.partition("::")
+        wasi.preopen_dir(host, guest or host)
     wasi.inherit_stdin()
     wasi.inherit_stdout()
     wasi.inherit_stderr()
     store.set_wasi(wasi)
     linker = api.Linker(engine)
     linker.define_wasi()
+    if args.unknown_imports_trap:
+        linker.define_unknown_imports_as_traps(module)
     instance = linker.instantiate(store, module)
     try:
         if args.invoke is not None:
@@ -107,6 +120,20 @@ def run(args: argparse.Namespace) -> int:
         if args.tier_stats:
             print_tier_stats(store)
     return 0
+
+
+def environment(specs: list[str]) -> list[tuple[str, str]]:
+    """--env NAME=VAL pairs in order; a bare NAME takes the host's value (skipped if unset)."""
+    env: dict[str, str] = {}
+    for spec in specs:
+        name, has_value, value = spec.partition("=")
+        if not name:
+            raise WasmjitError(f"invalid --env value {spec!r}: expected NAME[=VAL]")
+        if has_value:
+            env[name] = value
+        elif name in os.environ:
+            env[name] = os.environ[name]
+    return list(env.items())
 
 
 def _invoke(store: api.Store, instance: api.Instance, name: str, raw_args: list[str]) -> None:

@@ -8,15 +8,17 @@ from collections.abc import Iterable
 from typing import BinaryIO
 
 from ..errors import WasmjitError
-from .preview1 import FUNCTIONS, ExitTrap, FileDesc, WasiContext, filetype_of, raw_host
+from . import abi
+from .preview1 import FUNCTIONS, Dir, ExitTrap, Stdio, WasiContext, raw_host, std_stream
 
 MODULE_NAME = "wasi_snapshot_preview1"
 
 
 class WasiConfig:
-    """What a WASI program sees: arguments, environment and standard streams."""
+    """What a WASI program sees: arguments, environment, standard streams and preopened directories."""
 
     def __init__(self) -> None:
+        self._preopens: list[tuple[str, str]] = []  # (host path, guest path)
         self._argv: list[str] = []
         self._env: list[tuple[str, str]] = []
         # Per stream: None = closed/empty (wasmtime's default), "inherit", or a host path.
@@ -77,25 +79,40 @@ class WasiConfig:
     def stderr_file(self, path: str | os.PathLike) -> None:
         self._stdio[2] = os.fspath(path)
 
+    def preopen_dir(self, path: str | os.PathLike, guest_path: str) -> None:
+        """Let the guest use the host directory ``path`` (and only what is below it) under the name
+        ``guest_path``. Preopens get descriptors 3, 4, ... in the order they are added."""
+        self._preopens.append((os.fspath(path), str(guest_path)))
+
     def context(self) -> WasiContext:
-        """Open the configured streams: a fresh WASI state for one store."""
+        """Open the configured streams and directories: a fresh WASI state for one store."""
         ctx = WasiContext([a.encode() for a in self._argv], [f"{k}={v}".encode() for k, v in self._env])
-        for fd, setting in self._stdio.items():
-            ctx.fds[fd] = _open_stdio(fd, setting)
+        try:
+            for fd, setting in self._stdio.items():
+                ctx.add(_open_stdio(fd, setting))
+            for host, guest in self._preopens:
+                try:
+                    handle = os.open(host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                except OSError as err:
+                    raise WasmjitError(f"cannot preopen directory {host!r}: {err.strerror}") from None
+                ctx.add(Dir(handle, abi.PREOPEN_RIGHTS, abi.RIGHTS_ALL, guest))
+        except WasmjitError:
+            ctx.close_all()
+            raise
         return ctx
 
 
-def _open_stdio(fd: int, setting: str | None) -> FileDesc:
-    writing = fd != 0
+def _open_stdio(fd: int, setting: str | None) -> Stdio:
+    output = fd != 0
+    if setting is None:
+        return Stdio(None, output, owned=False)
     if setting == "inherit":
-        stream: BinaryIO = (sys.stdin, sys.stdout, sys.stderr)[fd].buffer
-        return FileDesc(stream, filetype_of(stream), owned=False, seekable=False)
-    path = os.devnull if setting is None else setting
+        return Stdio(std_stream(fd), output, owned=False)
     try:
-        stream = open(path, "wb" if writing else "rb")  # noqa: SIM115 - owned by the descriptor
+        stream: BinaryIO = open(setting, "wb" if output else "rb")  # noqa: SIM115 - owned by the descriptor
     except OSError as err:
-        raise WasmjitError(f"cannot open {path!r} for WASI fd {fd}: {err.strerror}") from None
-    return FileDesc(stream, filetype_of(stream), owned=True, seekable=False)
+        raise WasmjitError(f"cannot open {setting!r} for WASI fd {fd}: {err.strerror}") from None
+    return Stdio(stream, output, owned=True)
 
 
 __all__ = ["FUNCTIONS", "MODULE_NAME", "ExitTrap", "WasiConfig", "WasiContext", "raw_host"]
