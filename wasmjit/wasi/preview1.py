@@ -929,6 +929,10 @@ def raw_host(ctx_of: Callable[[], WasiContext], memory_of: Callable[[], LinearMe
             errno = impl(ctx_of(), memory_of(), *args)
         except WasiError as err:
             errno = err.errno
+        except OSError as err:  # a host call the function did not expect to fail
+            errno = abi.from_host_errno(err.errno)
+        except (OverflowError, ValueError):  # a value the host cannot represent (huge offset or time)
+            errno = abi.INVAL
         return [errno] if returns else []
 
     wasi_call.__name__ = name
