@@ -21,7 +21,8 @@ PROGRAMS = {
           (then (local.get $n))
           (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
                          (call $fib (i32.sub (local.get $n) (i32.const 2))))))))""",
-    "sum_loop": """(module (memory 1) (func (export "sum") (param $n i32) (result i64) (local $i i32) (local $s i64)
+    "sum_loop": """(module (memory 1)
+      (func (export "sum") (param $n i32) (result i64) (local $i i32) (local $s i64)
         (block $done (loop $top
           (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
           (local.set $s (i64.add (local.get $s) (i64.load offset=8 (local.get $i))))
@@ -49,7 +50,10 @@ PROGRAMS = {
 
 def lower_all(source: str | Path) -> list[Function]:
     engine = wasmjit.Engine()
-    module = wasmjit.Module.from_file(engine, source) if isinstance(source, Path) else wasmjit.Module(engine, source)
+    if isinstance(source, Path):
+        module = wasmjit.Module.from_file(engine, source)
+    else:
+        module = wasmjit.Module(engine, source)
     vmod = module._vmod
     return [lower(vmod.module, info) for info in vmod.func_infos]
 
