@@ -11,7 +11,7 @@ import pytest
 import wasmjit
 from wasmjit.runtime.memory import MAX_PAGES, PAGE_SIZE, LinearMemory
 from wasmjit.runtime.store import GlobalInst, TableInst
-from wasmjit.runtime.vmctx import OFFSETS, VMContext, VMTable
+from wasmjit.runtime.vmctx import OFFSETS, STORE_OFFSETS, VMContext, VMStore, VMTable
 from wasmjit.structure import GlobalType
 
 
@@ -54,6 +54,25 @@ def test_vmctx_offsets_come_from_the_structure() -> None:
     assert sorted(OFFSETS.values()) == list(OFFSETS.values())  # laid out in declaration order
     assert ctypes.sizeof(VMContext) == max(OFFSETS.values()) + 8
     assert ctypes.sizeof(VMTable) == 16
+    assert sorted(STORE_OFFSETS.values()) == list(STORE_OFFSETS.values())
+    assert ctypes.sizeof(VMStore) == max(STORE_OFFSETS.values()) + 8
+
+
+def test_function_arrays_are_indexed_by_handle(store: wasmjit.Store) -> None:
+    """Every function's canonical type id and instance vmctx sit at its handle, at fixed addresses."""
+    wat = """(module (import "m" "h" (func $h (param i32)))
+      (func $a (param i32)) (func $b (result i64) (i64.const 1)))"""
+    host = wasmjit.Func(store, wasmjit.FuncType([wasmjit.ValType.i32()], []), lambda x: None)
+    inst = wasmjit.Instance(store, wasmjit.Module(store.engine, wat), [host])._inst
+    rt = store._store
+    arrays = rt.func_arrays
+    assert inst.vmctx.store == ctypes.addressof(rt.vm)
+    assert rt.vm.func_code == ctypes.addressof(arrays.code)
+    assert rt.vm.func_type == ctypes.addressof(arrays.type)
+    h, a, b = inst.funcs
+    assert arrays.type[h.handle] == arrays.type[a.handle] == h.type_id != arrays.type[b.handle] == b.type_id
+    assert arrays.vmctx[h.handle] == 0  # a host function has no vmctx
+    assert arrays.vmctx[a.handle] == arrays.vmctx[b.handle] == ctypes.addressof(inst.vmctx)
 
 
 WAT = """

@@ -47,6 +47,10 @@ class Instance:
     def _fill_vmctx(self) -> None:
         """Point the vmctx at this instance's memory, globals, tables and type ids."""
         vm = self.vmctx
+        vm.store = ctypes.addressof(self.store.vm)
+        for func in self.funcs:
+            if isinstance(func, WasmFunction) and func.instance is self:
+                self.store.func_arrays.vmctx[func.handle] = ctypes.addressof(vm)
         if self.mems:
             mem = self.mems[0]
             vm.memory_base, vm.memory_size = mem.base, mem.size
@@ -55,8 +59,6 @@ class Instance:
             "global_ptrs": (ctypes.c_uint64 * max(1, len(self.globals)))(*(g.address for g in self.globals)),
             "tables": (ctypes.c_uint64 * max(1, len(self.tables)))(*(t.vm_address for t in self.tables)),
             "type_ids": (ctypes.c_uint32 * max(1, len(self.type_ids)))(*self.type_ids),
-            "func_ptrs": (ctypes.c_uint64 * max(1, len(self.funcs)))(),
-            "func_vmctx": (ctypes.c_uint64 * max(1, len(self.funcs)))(),
         }
         for field, arr in arrays.items():
             setattr(vm, field, ctypes.addressof(arr))

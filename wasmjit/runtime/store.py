@@ -17,8 +17,9 @@ from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import WasmjitError
 from ..structure import FuncType, GlobalType
-from .vmctx import VMTable
+from .vmctx import MAX_FUNCS, FuncArrays, VMStore, VMTable
 
 if TYPE_CHECKING:
     from .instance import Instance
@@ -146,10 +147,18 @@ class Store:
         self.depth = 0  # current wasm call depth (all tiers count it)
         self.max_call_depth = max_call_depth
         self.caller_instance: Instance | None = None  # the wasm instance calling a host function
+        self.vm = VMStore()  # what native code of every instance in this store shares
+        self.func_arrays = FuncArrays()
+        self.func_arrays.fill(self.vm)
 
     def add_func(self, func: Function) -> int:
+        """Register ``func``; its handle (also its index in the native function arrays)."""
         self.funcs.append(func)
-        return len(self.funcs)
+        handle = len(self.funcs)
+        if handle >= MAX_FUNCS:
+            raise WasmjitError(f"a store holds at most {MAX_FUNCS - 1} functions")
+        self.func_arrays.type[handle] = func.type_id
+        return handle
 
     def func(self, handle: int) -> Function | None:
         return self.funcs[handle - 1] if handle else None

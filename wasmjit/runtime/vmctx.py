@@ -1,17 +1,27 @@
-"""The vmctx: the per-instance block of raw memory native code reads through a pinned register.
+"""The vmctx: the raw memory native code reads, laid out in this one place.
 
-This module is the one place that defines its layout; native code uses the ``OFFSET_*``
-constants derived from the ctypes structure below, and the runtime keeps the fields current
-(memory base/size after growth, table base/length after growth, global cell addresses).
-The interpreter keeps all state in the same places (global cells, table arrays, linear memory),
-so a function can change tiers at any call. Imports: stdlib only.
+Two structures: one :class:`VMContext` per instance (its memory, globals, tables, type ids), read
+through the pinned register r15, and one :class:`VMStore` per store, which every vmctx points to
+(trap state, the stack limit, epoch and fuel, and the function arrays). The function arrays are
+indexed by a function's store handle: its current code address (tier-up writes it, so every
+direct and indirect call site switches at once), its instance's vmctx and its canonical type id.
+They live in one fixed mmap'd reservation (:class:`FuncArrays`) that never moves, so generated
+code may embed their addresses. Native code uses the ``OFFSET_*``/``STORE_*`` constants derived
+from the ctypes structures below; the runtime keeps the fields current (memory base/size after
+growth, table base/length after growth, global cell addresses), and the interpreter keeps all
+state in the same places, so a function can change tiers at any call. Imports: stdlib only.
 """
 
 from __future__ import annotations
 
 import ctypes
+import mmap
 
 u64 = ctypes.c_uint64
+u32 = ctypes.c_uint32
+
+MAX_FUNCS = 1 << 20  # functions per store (the arrays reserve address space for this many)
+_MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)  # Linux; Python 3.11 lacks the name
 
 
 class VMTable(ctypes.Structure):
@@ -20,42 +30,75 @@ class VMTable(ctypes.Structure):
     _fields_ = [("base", u64), ("length", u64)]
 
 
+class VMStore(ctypes.Structure):
+    """Per-store state shared by all instances' native code."""
+
+    _fields_ = [
+        ("saved_rsp", u64),  # stack pointer of the innermost native entry (trap unwinding)
+        ("stack_limit", u64),  # native code traps with STACK_OVERFLOW below this address
+        ("trap_code", u32),  # set by trap stubs and failed host calls; 0 = no trap
+        ("_pad0", u32),
+        ("trap_pc", u64),  # code address of the last trap (backtraces)
+        ("trap_rbp", u64),  # frame pointer there (backtraces walk the rbp chain)
+        ("epoch", u64),
+        ("epoch_deadline", u64),
+        ("fuel", ctypes.c_int64),
+        ("func_code", u64),  # -> u64[MAX_FUNCS]: code address per function handle
+        ("func_vmctx", u64),  # -> u64[MAX_FUNCS]: the function's instance vmctx (0: host function)
+        ("func_type", u64),  # -> u32[MAX_FUNCS]: canonical type id per function handle
+    ]
+
+
 class VMContext(ctypes.Structure):
     """Per-instance context. Arrays are owned by the instance and indexed by wasm indices."""
 
     _fields_ = [
         ("memory_base", u64),  # address of linear memory 0 (0 if the instance has none)
         ("memory_size", u64),  # accessible bytes of memory 0
-        ("trap_code", ctypes.c_uint32),  # set by helpers/trap stubs; 0 = no trap
-        ("_pad0", ctypes.c_uint32),
-        ("saved_rsp", u64),  # stack pointer of the innermost native entry (trap unwinding)
-        ("stack_limit", u64),  # native code traps with STACK_OVERFLOW below this address
-        ("epoch_ptr", u64),  # address of the engine's epoch counter
-        ("epoch_deadline", u64),
-        ("fuel", ctypes.c_int64),
-        ("func_ptrs", u64),  # -> u64[num funcs]: code address per function index
-        ("func_vmctx", u64),  # -> u64[num funcs]: vmctx address per function index (imports)
+        ("store", u64),  # -> VMStore
         ("global_ptrs", u64),  # -> u64[num globals]: address of each global's value cell
         ("tables", u64),  # -> u64[num tables]: address of each table's VMTable
         ("type_ids", u64),  # -> u32[num types]: store-wide canonical signature id per type
     ]
 
 
-def _offsets() -> dict[str, int]:
-    return {name: getattr(VMContext, name).offset for name, _ in VMContext._fields_}
+class FuncArrays:
+    """The per-handle function arrays of one store, at fixed addresses (index 0 is unused: handle 0
+    is the null reference)."""
+
+    def __init__(self) -> None:
+        size = MAX_FUNCS * (8 + 8 + 4)
+        self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
+        self.code = (u64 * MAX_FUNCS).from_buffer(self._map, 0)
+        self.vmctx = (u64 * MAX_FUNCS).from_buffer(self._map, 8 * MAX_FUNCS)
+        self.type = (u32 * MAX_FUNCS).from_buffer(self._map, 16 * MAX_FUNCS)
+
+    def fill(self, vm: VMStore) -> None:
+        vm.func_code, vm.func_vmctx, vm.func_type = (ctypes.addressof(a) for a in (self.code, self.vmctx,
+                                                                                    self.type))
 
 
-OFFSETS: dict[str, int] = _offsets()
+def _offsets(struct: type[ctypes.Structure]) -> dict[str, int]:
+    return {name: getattr(struct, name).offset for name, _ in struct._fields_}
+
+
+OFFSETS: dict[str, int] = _offsets(VMContext)
 OFFSET_MEMORY_BASE = OFFSETS["memory_base"]
 OFFSET_MEMORY_SIZE = OFFSETS["memory_size"]
-OFFSET_TRAP_CODE = OFFSETS["trap_code"]
-OFFSET_SAVED_RSP = OFFSETS["saved_rsp"]
-OFFSET_STACK_LIMIT = OFFSETS["stack_limit"]
-OFFSET_EPOCH_PTR = OFFSETS["epoch_ptr"]
-OFFSET_EPOCH_DEADLINE = OFFSETS["epoch_deadline"]
-OFFSET_FUEL = OFFSETS["fuel"]
-OFFSET_FUNC_PTRS = OFFSETS["func_ptrs"]
-OFFSET_FUNC_VMCTX = OFFSETS["func_vmctx"]
+OFFSET_STORE = OFFSETS["store"]
 OFFSET_GLOBAL_PTRS = OFFSETS["global_ptrs"]
 OFFSET_TABLES = OFFSETS["tables"]
 OFFSET_TYPE_IDS = OFFSETS["type_ids"]
+
+STORE_OFFSETS: dict[str, int] = _offsets(VMStore)
+STORE_SAVED_RSP = STORE_OFFSETS["saved_rsp"]
+STORE_STACK_LIMIT = STORE_OFFSETS["stack_limit"]
+STORE_TRAP_CODE = STORE_OFFSETS["trap_code"]
+STORE_TRAP_PC = STORE_OFFSETS["trap_pc"]
+STORE_TRAP_RBP = STORE_OFFSETS["trap_rbp"]
+STORE_EPOCH = STORE_OFFSETS["epoch"]
+STORE_EPOCH_DEADLINE = STORE_OFFSETS["epoch_deadline"]
+STORE_FUEL = STORE_OFFSETS["fuel"]
+STORE_FUNC_CODE = STORE_OFFSETS["func_code"]
+STORE_FUNC_VMCTX = STORE_OFFSETS["func_vmctx"]
+STORE_FUNC_TYPE = STORE_OFFSETS["func_type"]
