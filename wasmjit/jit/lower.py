@@ -481,7 +481,7 @@ def _global_get(lw: Lowerer, imm: int, pos: int) -> None:
 
 
 def _global_set(lw: Lowerer, imm: int, pos: int) -> None:
-    lw.emit("global_set", (), (lw.pop_operand(),), index=imm)
+    lw.emit("global_set", (), (lw.pop_operand(),), index=imm, type=lw.global_types[imm].valtype)
 
 
 def _memory_size(lw: Lowerer, imm: Any, pos: int) -> None:

@@ -150,6 +150,7 @@ class Store:
         self.vm = VMStore()  # what native code of every instance in this store shares
         self.func_arrays = FuncArrays()
         self.func_arrays.fill(self.vm)
+        self.default_code = 0  # code slot of a function not compiled yet (set once native code runs)
 
     def add_func(self, func: Function) -> int:
         """Register ``func``; its handle (also its index in the native function arrays)."""
@@ -158,6 +159,7 @@ class Store:
         if handle >= MAX_FUNCS:
             raise WasmjitError(f"a store holds at most {MAX_FUNCS - 1} functions")
         self.func_arrays.type[handle] = func.type_id
+        self.func_arrays.code[handle] = self.default_code
         return handle
 
     def func(self, handle: int) -> Function | None:

@@ -40,6 +40,9 @@ class VMStore(ctypes.Structure):
         ("_pad0", u32),
         ("trap_pc", u64),  # code address of the last trap (backtraces)
         ("trap_rbp", u64),  # frame pointer there (backtraces walk the rbp chain)
+        ("trap_offset", u64),  # wasm byte offset of the trapping instruction
+        ("host_callback", u64),  # C function: calls a non-native function (interpreter or host)
+        ("helper_callback", u64),  # C function: runs a runtime helper (memory.grow, bulk ops...)
         ("epoch", u64),
         ("epoch_deadline", u64),
         ("fuel", ctypes.c_int64),
@@ -96,6 +99,9 @@ STORE_STACK_LIMIT = STORE_OFFSETS["stack_limit"]
 STORE_TRAP_CODE = STORE_OFFSETS["trap_code"]
 STORE_TRAP_PC = STORE_OFFSETS["trap_pc"]
 STORE_TRAP_RBP = STORE_OFFSETS["trap_rbp"]
+STORE_TRAP_OFFSET = STORE_OFFSETS["trap_offset"]
+STORE_HOST_CALLBACK = STORE_OFFSETS["host_callback"]
+STORE_HELPER_CALLBACK = STORE_OFFSETS["helper_callback"]
 STORE_EPOCH = STORE_OFFSETS["epoch"]
 STORE_EPOCH_DEADLINE = STORE_OFFSETS["epoch_deadline"]
 STORE_FUEL = STORE_OFFSETS["fuel"]
