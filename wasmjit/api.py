@@ -35,7 +35,8 @@ from .wasi import WasiConfig, WasiContext, raw_host
 from .wat import looks_like_text, wat2wasm
 
 TIERS = ("interp", "jit", "tiered", "unicorn")
-AVAILABLE_TIERS = ("interp",)
+AVAILABLE_TIERS = ("interp", "jit")
+COUNTING_TIERS = ("interp", "tiered")  # tiers whose interpreter counts entries and back-edges
 # "tiered" becomes the default once the JIT exists; until then the interpreter is the engine.
 DEFAULT_TIER = "interp"
 
@@ -83,8 +84,13 @@ class Engine:
             sys.setrecursionlimit(needed)
 
     def install(self, func: WasmFunction) -> None:
-        """Fill a new function's tier slot according to this engine's tier."""
-        interp.install(func)
+        """Fill a new function's tier slot according to this engine's tier: the interpreter, or
+        (tier ``jit``) native code compiled now."""
+        if self.tier == "jit":
+            from .jit.native import compile_function
+            compile_function(func)
+        else:
+            interp.install(func)
 
 
 # --- Types -----------------------------------------------------------------------------------
@@ -383,6 +389,8 @@ class FuncStats:
     entries: int
     back_edges: int
     tier: str
+    compile_ms: float = 0.0  # time spent compiling it to native code
+    code_bytes: int = 0  # size of its native code
 
 
 class Store:
@@ -419,8 +427,9 @@ class Store:
 
 
 def _stats(func: WasmFunction) -> FuncStats:
+    native = func.code if func.tier == "jit" else None
     return FuncStats(func.instance.name, func.index, func.name, func.entries, func.backedges[0],
-                     func.tier)
+                     func.tier, round(func.compile_seconds * 1000, 3), len(native.code) if native else 0)
 
 
 class Module:

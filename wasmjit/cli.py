@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import api
 from .errors import Trap, WasmjitError
@@ -24,8 +24,15 @@ def _tier_arg(parser: argparse.ArgumentParser) -> None:
                         help="execution tier (default: $WASMJIT_TIER or the engine default)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with this CLI's error style: one ``error: ...`` line, no usage (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wasmjit", description="A WebAssembly engine in Python.")
+    parser = _Parser(prog="wasmjit", description="A WebAssembly engine in Python.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a WebAssembly module (a WASI command: its _start)")
@@ -163,14 +170,17 @@ def parse_value(text: str, valtype: str) -> Any:
 
 
 def print_tier_stats(store: api.Store) -> None:
-    """Per-function counters, as a table on stderr."""
-    rows = [(f"{s.module or '<module>'}!{s.name or f'func[{s.index}]'}", s.entries, s.back_edges, s.tier)
-            for s in store.func_stats() if s.entries or s.back_edges]
+    """Per-function counters, tier and native code, as a table on stderr (functions that ran or
+    were compiled)."""
+    stats = [s for s in store.func_stats() if s.entries or s.back_edges or s.code_bytes]
+    rows = [(f"{s.module or '<module>'}!{s.name or f'func[{s.index}]'}", s.entries, s.back_edges, s.tier,
+             f"{s.compile_ms:.2f}" if s.code_bytes else "-", s.code_bytes or "-") for s in stats]
     width = max([len("function"), *(len(r[0]) for r in rows)])
-    print(f"{'function':<{width}}  {'entries':>10}  {'back-edges':>12}  tier", file=sys.stderr)
-    for name, entries, back_edges, tier in rows:
-        print(f"{name:<{width}}  {entries:>10}  {back_edges:>12}  {tier}", file=sys.stderr)
-
+    print(f"{'function':<{width}}  {'entries':>10}  {'back-edges':>12}  {'tier':<6}  {'compile-ms':>10}  "
+          f"{'code-bytes':>10}", file=sys.stderr)
+    for name, entries, back_edges, tier, ms, size in rows:
+        print(f"{name:<{width}}  {entries:>10}  {back_edges:>12}  {tier:<6}  {ms:>10}  {size:>10}",
+              file=sys.stderr)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -6,6 +6,13 @@ from __future__ import annotations
 import pytest
 
 import wasmjit
+from wasmjit.api import AVAILABLE_TIERS, COUNTING_TIERS
+
+
+@pytest.fixture(params=[t for t in AVAILABLE_TIERS if t in COUNTING_TIERS])
+def tier(request: pytest.FixtureRequest) -> str:
+    """The counters are the interpreter's: every tier that interprets."""
+    return request.param
 
 COUNTERS_WAT = """(module $counters
   (type $i_i (func (param i32) (result i32)))

@@ -10,6 +10,12 @@ import wasmjit
 from wasmjit.interp import translate
 
 
+@pytest.fixture(params=["interp"])
+def tier(request: pytest.FixtureRequest) -> str:
+    """These tests look inside the interpreter's translation."""
+    return request.param
+
+
 def listing(store: wasmjit.Store, wat: str, export: str = "f") -> list[str]:
     instance = wasmjit.Instance(store, wasmjit.Module(store.engine, wat), [])
     func = instance.exports(store)[export]._func

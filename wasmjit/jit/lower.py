@@ -252,12 +252,13 @@ class Lowerer:
         self.test_branch(cond, target, negate=True)
 
     def test_branch(self, cond: Value, target: Label, negate: bool) -> None:
+        if isinstance(cond, Const):
+            if (cond.bits != 0) != negate:
+                self.emit("jmp", targets=(target,))
+            return
         if isinstance(cond, Cmp):
             uses = (cond.a,) if cond.b is None else (cond.a, cond.b)
             self.emit("cmp_br", (), uses, (target,), cmp=cond.op, negate=negate)
-        elif isinstance(cond, int):
-            if (cond != 0) != negate:
-                self.emit("jmp", targets=(target,))
         else:
             self.emit("br_unless" if negate else "br_if", (), (cond,), (target,))
 

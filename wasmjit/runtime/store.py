@@ -64,7 +64,8 @@ class HostFunction(Function):
 class WasmFunction(Function):
     """A function defined by a module. Tier state and counters live here."""
 
-    __slots__ = ("instance", "index", "info", "name", "entries", "backedges", "tier", "code")
+    __slots__ = ("instance", "index", "info", "name", "entries", "backedges", "tier", "code",
+                 "compile_seconds")
 
     def __init__(self, store: Store, ftype: FuncType, instance: Instance, index: int, info: Any) -> None:
         super().__init__(store, ftype)
@@ -76,6 +77,7 @@ class WasmFunction(Function):
         self.backedges = [0]  # loop back-edges taken in the interpreter (a cell closures share)
         self.tier = "none"  # which tier's code `call` currently runs
         self.code: Any = None  # the tier's compiled form (interpreter closures, native code)
+        self.compile_seconds = 0.0  # time spent compiling it to native code
 
 
 class GlobalInst:

@@ -36,6 +36,8 @@ class VMStore(ctypes.Structure):
     _fields_ = [
         ("saved_rsp", u64),  # stack pointer of the innermost native entry (trap unwinding)
         ("stack_limit", u64),  # native code traps with STACK_OVERFLOW below this address
+        ("depth", u64),  # wasm call depth (native code counts it like the interpreter)
+        ("max_depth", u64),  # STACK_OVERFLOW when a call would go deeper
         ("trap_code", u32),  # set by trap stubs and failed host calls; 0 = no trap
         ("_pad0", u32),
         ("trap_pc", u64),  # code address of the last trap (backtraces)
@@ -43,6 +45,7 @@ class VMStore(ctypes.Structure):
         ("trap_offset", u64),  # wasm byte offset of the trapping instruction
         ("host_callback", u64),  # C function: calls a non-native function (interpreter or host)
         ("helper_callback", u64),  # C function: runs a runtime helper (memory.grow, bulk ops...)
+        ("trap_callback", u64),  # C function: records a trap's backtrace while its stack is intact
         ("epoch", u64),
         ("epoch_deadline", u64),
         ("fuel", ctypes.c_int64),
@@ -96,12 +99,15 @@ OFFSET_TYPE_IDS = OFFSETS["type_ids"]
 STORE_OFFSETS: dict[str, int] = _offsets(VMStore)
 STORE_SAVED_RSP = STORE_OFFSETS["saved_rsp"]
 STORE_STACK_LIMIT = STORE_OFFSETS["stack_limit"]
+STORE_DEPTH = STORE_OFFSETS["depth"]
+STORE_MAX_DEPTH = STORE_OFFSETS["max_depth"]
 STORE_TRAP_CODE = STORE_OFFSETS["trap_code"]
 STORE_TRAP_PC = STORE_OFFSETS["trap_pc"]
 STORE_TRAP_RBP = STORE_OFFSETS["trap_rbp"]
 STORE_TRAP_OFFSET = STORE_OFFSETS["trap_offset"]
 STORE_HOST_CALLBACK = STORE_OFFSETS["host_callback"]
 STORE_HELPER_CALLBACK = STORE_OFFSETS["helper_callback"]
+STORE_TRAP_CALLBACK = STORE_OFFSETS["trap_callback"]
 STORE_EPOCH = STORE_OFFSETS["epoch"]
 STORE_EPOCH_DEADLINE = STORE_OFFSETS["epoch_deadline"]
 STORE_FUEL = STORE_OFFSETS["fuel"]
