@@ -38,7 +38,9 @@ from .x64 import (
     RAX,
     RBP,
     RCX,
+    RDI,
     RDX,
+    RSI,
     RSP,
     XMM0,
     XMM15,
@@ -73,6 +75,9 @@ INT_TYPES = ("i32", "i64", "funcref", "externref")
 _DIVS = {f"{t}_{op}" for t in ("i32", "i64") for op in ("div_s", "div_u", "rem_s", "rem_u")}
 _SHIFTS = {f"{t}_{op}" for t in ("i32", "i64") for op in ("shl", "shr_s", "shr_u", "rotl", "rotr")}
 _CALLS = {"call", "call_indirect", "helper"}
+# Bulk memory operations done inline with string instructions, and the registers they destroy.
+_INLINE_BULK = {"memory_fill": frozenset({_p("rax"), _p("rcx"), _p("rdi")}),
+                "memory_copy": frozenset({_p("rax"), _p("rcx"), _p("rdi"), _p("rsi")})}
 
 
 def legalize(func: Function) -> Function:
@@ -95,12 +100,17 @@ def legalize(func: Function) -> Function:
             out.append(Inst("mov", (count,), (inst.uses[1],), wasm_offset=inst.wasm_offset))
             inst.uses = (inst.uses[0], count)
             out.append(inst)
+        elif inst.op == "helper" and inst.attrs["name"] in _INLINE_BULK:
+            inst.clobbers = _INLINE_BULK[inst.attrs["name"]]
+            out.append(inst)
         elif inst.op in _CALLS:
             inst.clobbers = CALL_CLOBBERS
             if inst.defs:
                 first = inst.defs[0]
-                fixed = func.new_vreg(first.type, P_XMM0 if first.cls is RegClass.XMM else P_RAX)
+                result = P_XMM0 if first.cls is RegClass.XMM else P_RAX
+                fixed = func.new_vreg(first.type, result)
                 inst.defs = (fixed, *inst.defs[1:])
+                inst.clobbers = CALL_CLOBBERS - {result}  # the fixed result occupies it from the def on
                 out.append(inst)
                 out.append(Inst("mov", (first,), (fixed,), wasm_offset=inst.wasm_offset))
             else:
@@ -1003,11 +1013,55 @@ def _call_indirect(g: CodeGen, inst: Inst) -> None:
 
 def _helper(g: CodeGen, inst: Inst) -> None:
     m = g.m
+    if inst.attrs["name"] in _INLINE_BULK:
+        _bulk_memory(g, inst)
+        return
     _store_args(g, inst.uses, tuple(_arg_types(g, inst)))
     m.mov(R11.r32, g.env.helper_id(inst.attrs["name"], inst.attrs["imm"]))
     m.mov_imm(RAX, g.env.helper_routine)
     m.call(RAX)
     _after_call(g, inst, len(inst.uses), inst.wasm_offset)
+
+
+def _bulk_memory(g: CodeGen, inst: Inst) -> None:
+    """memory.fill (rep stosb) and memory.copy (rep movsb, backwards when the ranges overlap with
+    the destination above the source), after bounds checks on both ranges."""
+    m = g.m
+    oob = g.stub(TrapCode.MEMORY_OUT_OF_BOUNDS, inst)
+    fill = inst.attrs["name"] == "memory_fill"
+    dst, middle, count = inst.uses  # fill: (dest, value, n); copy: (dest, src, n)
+    for operand, scratch in ((dst, R10), (middle, R11)):
+        src = g.int_src(operand, 4, scratch)
+        if isinstance(src, int):
+            m.mov(scratch.r32, src)
+        else:
+            m.mov(scratch.r32, src)  # zero-extends: every operand is an i32
+    n = g.int_src(count, 4, RCX)
+    m.mov(RCX.r32, n)
+    m.lea(RAX, Mem(R10, RCX))
+    m.cmp(RAX, Mem(R15, disp=V.OFFSET_MEMORY_SIZE))
+    m.jcc(Cond.A, oob)
+    m.lea(RDI, Mem(R14, R10))
+    if fill:
+        m.mov(RAX.r32, R11.r32)
+        m.rep_stosb()
+        return
+    m.lea(RAX, Mem(R11, RCX))
+    m.cmp(RAX, Mem(R15, disp=V.OFFSET_MEMORY_SIZE))
+    m.jcc(Cond.A, oob)
+    m.lea(RSI, Mem(R14, R11))
+    forward, done = m.new_label("l"), m.new_label("l")
+    m.cmp(RDI, RSI)
+    m.jcc(Cond.BE, forward)
+    m.lea(RDI, Mem(RDI, RCX, disp=-1))
+    m.lea(RSI, Mem(RSI, RCX, disp=-1))
+    m.std()
+    m.rep_movsb()
+    m.cld()
+    m.jmp(done)
+    m.bind(forward)
+    m.rep_movsb()
+    m.bind(done)
 
 
 # --- floats ---

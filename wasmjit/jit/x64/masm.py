@@ -26,6 +26,8 @@ from typing import NamedTuple
 from .operands import (
     CL,
     LABEL_KIND,
+    RDI,
+    RSI,
     Cond,
     EmitError,
     Gpr,
@@ -37,6 +39,7 @@ from .operands import (
 )
 
 Operand = Gpr | Xmm | Mem | Imm | Label
+AL = Gpr(0, 1)
 DATA_ALIGN = 16  # the data area starts 16-byte aligned: SSE packed memory operands require it
 
 
@@ -434,6 +437,23 @@ class Masm:
     def ud2(self) -> None:
         self._emit("ud2")
 
+    # --- String operations (bulk memory) ---
+
+    def rep_stosb(self) -> None:
+        """Store al into rcx bytes at [rdi] (rdi and rcx advance/count down)."""
+        self._emit("rep stosb", (Mem(RDI, size=1), AL), "rep stosb")
+
+    def rep_movsb(self) -> None:
+        """Copy rcx bytes from [rsi] to [rdi], in the direction the direction flag says."""
+        self._emit("rep movsb", (Mem(RDI, size=1), Mem(RSI, size=1)), "rep movsb")
+
+    def std(self) -> None:
+        """Set the direction flag (string operations go downwards); clear it again with cld."""
+        self._emit("std")
+
+    def cld(self) -> None:
+        self._emit("cld")
+
     def int3(self) -> None:
         self._emit("int3")
 
@@ -740,7 +760,10 @@ class Masm:
                 lines += _data_lines(datum.payload)
             else:
                 lines += [f".long {t.name} - {datum.label.name}" for t in datum.targets]
-        return Listing("\n".join(lines), len(lines), tuple(self._stmts), tuple(data), data_size)
+        # Keystone counts a ``rep`` prefix as a statement of its own.
+        prefixes = sum(1 for stmt in self._stmts
+                       if isinstance(stmt, Insn) and stmt.mnemonic.startswith("rep "))
+        return Listing("\n".join(lines), len(lines) + prefixes, tuple(self._stmts), tuple(data), data_size)
 
     def text(self) -> str:
         """The assembly text (what goes to Keystone), for golden tests and dumps."""
