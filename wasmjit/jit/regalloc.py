@@ -9,24 +9,30 @@ manner of LLVM's ``RAGreedy`` without live-range splitting:
    operand that dies at the same instruction, and a value live *across* a clobbering instruction
    cannot sit in a clobbered register, while an operand dying there or a result made there can.
    Parameters (and anything else live when the function starts) are defined at ``-1``.
-2. **Liveness.** Backward dataflow over basic blocks (``Function.successors``) with Python ints as
-   bitsets. Each virtual register gets one interval without holes: ``[first, last]`` position where
-   it is live. A value live at a loop header is live out of the loop's back edge, so its interval
-   covers the whole loop.
+2. **Liveness.** Backward dataflow over basic blocks (the edges of ``Function.successors``) with
+   Python ints as bitsets. Each virtual register gets one interval without holes: ``[first, last]``
+   position where it is live. A value live at a loop header is live out of the loop's back edge,
+   so its interval covers the whole loop. Vregs never live into a block (most temporaries) get
+   their interval from one scan and stay out of the bitsets.
 3. **Spill weight.** ``sum(10**loop_depth over uses and defs) / (length in instructions + 25)``
    (LLVM's ``normalizeSpillWeight``). Loop depth comes from backward branches.
 4. **Pre-colouring.** Fixed virtual registers occupy their register first, and so does every
-   clobber (at ``4i+2``). Two fixed intervals overlapping in one register is a lowering bug.
-5. **Greedy loop.** Intervals leave a queue longest first. Each tries its hinted registers (the
-   other side of a ``mov``), then the preference order. A free register is taken; otherwise, if
-   some register's conflicts are all strictly lighter (and evictable), they are evicted and
-   requeued; otherwise the interval is spilled. An interval evicted ``_MAX_EVICTIONS`` times can no
-   longer be evicted, which bounds the work (together with "strictly lighter" it rules out
-   ping-pong, like LLVM's cascade numbers).
+   clobber (at ``4i+2``). A fixed interval overlapping another or a clobber of its register is a
+   lowering bug (:class:`AllocationError`).
+5. **Greedy loop.** Intervals are taken longest first. Each tries its hinted registers (the
+   other side of a ``mov``, fixed or already placed), then the preference order. A free register
+   is taken; otherwise, if some register's conflicts are all strictly lighter (and evictable), the
+   cheapest such set is evicted and requeued; otherwise the interval is spilled. An interval
+   evicted ``_MAX_EVICTIONS`` times can no longer be evicted: with "strictly lighter" this
+   guarantees termination (the job LLVM's cascade numbers do) and bounds the work.
 6. **Stack slots.** Spilled intervals of one class share 8-byte slots when they do not overlap.
 
 :func:`check` is an independent verifier (regalloc2's checker in spirit): it re-derives liveness
 per instruction and replays the data flow, so a bug in the allocator's own liveness cannot hide.
+``allocate(..., verify=True)`` runs it.
+
+Left for later: live-range splitting (around calls, at loop boundaries), intervals with holes
+(a merge register written on both arms of an ``if`` keeps one copy), rematerialising constants.
 """
 
 from __future__ import annotations
@@ -66,7 +72,8 @@ Location = PReg | StackSlot
 
 
 class Allocation:
-    """Where each virtual register of one function lives."""
+    """Where each virtual register of one function lives: ``locations[i]`` for ``vregs[i]``
+    (None for vregs the function never mentions); slots are numbered from 0."""
 
     def __init__(self, vregs: Sequence[VReg], locations: list[Location | None], num_slots: int) -> None:
         self._vregs = list(vregs)
@@ -80,8 +87,8 @@ class Allocation:
     def used_callee_saved(self, callee_saved: Iterable[PReg]) -> list[PReg]:
         """The registers of ``callee_saved`` that some vreg was given (for the prologue's saves),
         in the order ``callee_saved`` lists them."""
-        used = {loc for loc in self._locations if isinstance(loc, PReg)}
-        return [reg for reg in callee_saved if reg in used]
+        used = {loc.name for loc in self._locations if isinstance(loc, PReg)}  # names hash fast
+        return [reg for reg in callee_saved if reg.name in used]
 
     @property
     def spilled(self) -> list[VReg]:
@@ -327,18 +334,20 @@ class _Greedy:
     wherever some interval covers the position, ``heads[r]`` a 1 where an interval starts, and
     ``owner_at[r]`` maps an interval's start index to its vreg. A start without an owner is a
     clobber. "Is ``[s, e]`` free in ``r``?" is then one C-level byte search, whatever the
-    interval's length or the number of intervals already in ``r``."""
+    interval's length or the number of intervals already in ``r``. Only registers that can matter
+    are tracked: those of a class with vregs to place, and those fixed vregs name; the others keep
+    empty arrays (integer-only code never pays for the fifteen xmm registers)."""
 
     def __init__(self, live: _Intervals, gprs: Sequence[PReg], xmms: Sequence[PReg]) -> None:
         self.live = live
-        self.size = size = 4 * len(live.func.insts) + 1  # indices of positions -1 .. 4n-1
+        self.size = 4 * len(live.func.insts) + 1  # indices of positions -1 .. 4n-1
         # Registers are numbered by name: hashing a PReg runs Python code (its enum field).
         self.regs = [*gprs, *xmms]
         self.reg_id = {reg.name: r for r, reg in enumerate(self.regs)}
         self.gprs = list(range(len(gprs)))
         self.xmms = list(range(len(gprs), len(self.regs)))
-        self.busy = [bytearray(size) for _ in self.regs]
-        self.heads = [bytearray(size) for _ in self.regs]
+        self.busy = [bytearray() for _ in self.regs]  # empty: not tracked (see _track)
+        self.heads = [bytearray() for _ in self.regs]
         self.owner_at: list[dict[int, int]] = [{} for _ in self.regs]
         nv = len(live.func.vregs)
         self.assigned = [-1] * nv  # register id, or -1
@@ -353,21 +362,31 @@ class _Greedy:
         if r is None:
             r = self.reg_id[reg.name] = len(self.regs)
             self.regs.append(reg)
-            self.busy.append(bytearray(self.size))
-            self.heads.append(bytearray(self.size))
+            self.busy.append(bytearray())
+            self.heads.append(bytearray())
             self.owner_at.append({})
         return r
+
+    def _track(self, r: int) -> None:
+        if not self.busy[r]:
+            self.busy[r] = bytearray(self.size)
+            self.heads[r] = bytearray(self.size)
 
     def run(self) -> Allocation:
         live = self.live
         vregs = live.func.vregs
         start, end = live.start, live.end
-        self._precolour()
         keys = [s - e for s, e in zip(start, end, strict=True)]
         todo = sorted((x for x, v in enumerate(vregs) if start[x] != _NOWHERE and v.fixed is None),
                       key=keys.__getitem__)  # longest first; stable, so ties go by vreg index
         xmm_todo = [x for x in todo if vregs[x].type in _XMM_TYPES]
         gpr_todo = [x for x in todo if vregs[x].type not in _XMM_TYPES] if xmm_todo else todo
+        for order, queue in ((self.gprs, gpr_todo), (self.xmms, xmm_todo)):
+            if queue:
+                for r in order:
+                    self._track(r)
+        self._precolour([(v, v.fixed) for x, v in enumerate(vregs)
+                         if v.fixed is not None and start[x] != _NOWHERE])
         busy, heads, owner_at, assigned = self.busy, self.heads, self.owner_at, self.assigned
         hints = live.hints
         for order, queue in ((self.gprs, gpr_todo), (self.xmms, xmm_todo)):
@@ -422,8 +441,15 @@ class _Greedy:
 
     # --- pre-colouring, hints, eviction, spilling ---
 
-    def _precolour(self) -> None:
-        """Clobbers, then fixed vregs, occupy their registers; overlaps among them are bugs."""
+    def _precolour(self, fixed: list[tuple[VReg, PReg]]) -> None:
+        """Clobbers, then ``fixed`` vregs, occupy their (tracked) registers; overlaps among them
+        are bugs."""
+        live = self.live
+        for v, reg in fixed:
+            if reg.cls is not v.cls:
+                raise AllocationError(f"{live.func.name}: {v} ({v.type}) is fixed to {reg}, a "
+                                      f"register of the wrong class")
+            self._track(self._id(reg))
         by_set: dict[int, tuple[frozenset[PReg], list[int]]] = {}  # calls share one clobber set
         for regs, pos in self.live.clobbers:
             known = by_set.get(id(regs))
@@ -435,24 +461,20 @@ class _Greedy:
             for p in positions:
                 marks[p + 1] = 1
             for reg in regs:
-                r = self._id(reg)
+                r = self.reg_id.get(reg.name, -1)
+                if r < 0 or not self.busy[r]:
+                    continue  # neither allocatable in a class with work nor named by a fixed vreg
                 if self.heads[r].find(1) < 0:
                     self.heads[r][:] = self.busy[r][:] = marks
                 else:  # a register clobbered by instructions with different clobber sets
                     merged = (int.from_bytes(self.heads[r], "little") | int.from_bytes(marks, "little"))
                     self.heads[r][:] = self.busy[r][:] = merged.to_bytes(self.size, "little")
-        live = self.live
-        for x, v in enumerate(live.func.vregs):
-            if v.fixed is None or live.start[x] == _NOWHERE:
-                continue
-            if v.fixed.cls is not v.cls:
-                raise AllocationError(f"{live.func.name}: {v} ({v.type}) is fixed to {v.fixed}, a "
-                                      f"register of the wrong class")
-            r = self._id(v.fixed)
+        for v, reg in fixed:
+            x, r = v.index, self._id(reg)
             s, e = live.start[x], live.end[x]
             for clash in self._overlapping(r, s, e):
                 raise AllocationError(f"{live.func.name}: {v} is live at {self._span(s, e)} in "
-                                      f"{v.fixed}, where {self._describe(clash)} also is: the "
+                                      f"{reg}, where {self._describe(clash)} also is: the "
                                       f"lowering must not overlap fixed registers")
             self._insert(r, x)
             self.evictions[x] = _MAX_EVICTIONS
