@@ -670,7 +670,10 @@ def path_open(ctx: WasiContext, mem: LinearMemory, dirfd: int, lookup: int, path
     host |= os.O_DIRECTORY if oflags & abi.OFLAGS_DIRECTORY else 0
     host |= os.O_APPEND if fdflags & abi.FDFLAGS_APPEND else 0
     host |= os.O_NONBLOCK if fdflags & abi.FDFLAGS_NONBLOCK else 0
-    with resolve(parent.fd, path, bool(lookup & abi.LOOKUP_SYMLINK_FOLLOW)) as where:
+    # O_CREAT|O_EXCL never follows a final symlink (POSIX, wasmtime): an existing link is EEXIST
+    exclusive = oflags & abi.OFLAGS_CREAT and oflags & abi.OFLAGS_EXCL
+    follow = bool(lookup & abi.LOOKUP_SYMLINK_FOLLOW) and not exclusive
+    with resolve(parent.fd, path, follow) as where:
         if where.must_be_dir:
             if oflags & abi.OFLAGS_CREAT and where.lstat() is None:
                 raise WasiError(abi.ISDIR)  # as Linux: O_CREAT on "name/"
@@ -744,7 +747,10 @@ def path_readlink(ctx: WasiContext, mem: LinearMemory, dirfd: int, path_ptr: int
                   length: int, out: int) -> int:
     path = _path(mem, path_ptr, path_len)
     with resolve(ctx.dir(dirfd, "PATH_READLINK").fd, path, follow=False) as where:
-        target = _call(lambda: os.readlink(where.name, dir_fd=where.dir_fd)).encode()[:length]
+        target = _call(lambda: os.readlink(where.name, dir_fd=where.dir_fd)).encode()
+    if target.startswith(b"/"):
+        raise WasiError(abi.PERM)  # as wasmtime (cap-std): an absolute target names the host, not the sandbox
+    target = target[:length]
     _put(mem, buf, target)
     _put_u32(mem, out, len(target))
     return abi.SUCCESS

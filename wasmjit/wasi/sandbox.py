@@ -66,7 +66,10 @@ class Resolved:
 
 
 def _split(path: str) -> list[str]:
-    return [part for part in path.split("/") if part not in ("", ".")]
+    """The components of ``path``; "." only as the last one ("x/." names the directory x itself, so
+    x must be walked into like any intermediate component, not taken as the final name)."""
+    parts = [part for part in path.split("/") if part]
+    return [part for i, part in enumerate(parts) if part != "." or i == len(parts) - 1]
 
 
 def resolve(base_fd: int, path: str, follow: bool) -> Resolved:
@@ -85,6 +88,8 @@ def resolve(base_fd: int, path: str, follow: bool) -> Resolved:
             name = pending.pop()
             last = not pending
             current = where._opened[-1] if where._opened else base_fd
+            if name == "." and not last:
+                continue  # the trailing "." of a symlink target that is not the last component
             if name == "..":
                 if not where._opened:
                     raise WasiError(abi.PERM)  # would leave the starting directory
