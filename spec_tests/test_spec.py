@@ -21,17 +21,25 @@ MAX_LISTED = 100  # failure records in one assertion message
 ENGINE_MISSING = not hasattr(wasmjit, "Module")
 
 
+# Tier "tiered" runs twice: with its default thresholds (a mix of interpreted and compiled
+# functions) and with thresholds of 1 ("eager": every function tiers up on its first call).
+EAGER_TIER_UP = "1,1"
+
+
 def _cases() -> list:
     xfails = expected_failures()
     cases = []
-    for tier in selected_tiers():
+    variants = [(t, False) for t in selected_tiers()]
+    variants += [(t, True) for t in selected_tiers() if t == "tiered"]
+    for tier, eager in variants:
+        label = f"{tier}-eager" if eager else tier
         for path in supported_files():
             reason = xfails.get(tier, {}).get(path.name)
             marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-            cases.append(pytest.param(tier, path, marks=marks, id=f"{tier}-{path.stem}"))
+            cases.append(pytest.param(tier, path, eager, marks=marks, id=f"{label}-{path.stem}"))
         for path in unsupported_files():
             skip = pytest.mark.skip(reason=unsupported_reason(path))
-            cases.append(pytest.param(tier, path, marks=[skip], id=f"{tier}-{path.stem}"))
+            cases.append(pytest.param(tier, path, eager, marks=[skip], id=f"{label}-{path.stem}"))
     return cases
 
 
@@ -45,8 +53,10 @@ def describe(result: FileResult) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize(("tier", "path"), _cases())
-def test_spec(tier: str, path: Path) -> None:
+@pytest.mark.parametrize(("tier", "path", "eager"), _cases())
+def test_spec(tier: str, path: Path, eager: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if eager:
+        monkeypatch.setenv("WASMJIT_TIER_UP", EAGER_TIER_UP)
     result = run_wast(path, tier)
     # A supported file must not be (even partly) unsupported: that would hide missing features.
     if result.failed or result.unsupported or not result.passed:

@@ -35,7 +35,7 @@ from .wasi import WasiConfig, WasiContext, raw_host
 from .wat import looks_like_text, wat2wasm
 
 TIERS = ("interp", "jit", "tiered", "unicorn")
-AVAILABLE_TIERS = ("interp", "jit")
+AVAILABLE_TIERS = ("interp", "jit", "tiered")
 COUNTING_TIERS = ("interp", "tiered")  # tiers whose interpreter counts entries and back-edges
 # "tiered" becomes the default once the JIT exists; until then the interpreter is the engine.
 DEFAULT_TIER = "interp"
@@ -55,12 +55,26 @@ def resolve_tier(tier: str | None) -> str:
 # --- Configuration ---------------------------------------------------------------------------
 
 
+def _tier_up_from_env() -> tuple[int | None, int | None]:
+    raw = os.environ.get("WASMJIT_TIER_UP")
+    if not raw:
+        return None, None
+    try:
+        calls, loops = (int(x) for x in raw.split(","))
+    except ValueError:
+        raise WasmjitError(f"WASMJIT_TIER_UP={raw!r}: expected CALLS,LOOPS (two integers)") from None
+    return calls, loops
+
+
 class Config:
     """Engine settings. ``tier`` selects the execution tier (default: $WASMJIT_TIER or interp)."""
 
     def __init__(self) -> None:
         self._tier: str | None = None
         self.max_call_depth = DEFAULT_MAX_CALL_DEPTH
+        # Tier ``tiered``: entries / loop back-edges before a function is compiled (None: the
+        # defaults of wasmjit.jit.tier); $WASMJIT_TIER_UP="CALLS,LOOPS" sets both.
+        self.tier_up_calls, self.tier_up_loops = _tier_up_from_env()
 
     @property
     def tier(self) -> str | None:
@@ -89,6 +103,11 @@ class Engine:
         if self.tier == "jit":
             from .jit.native import compile_function
             compile_function(func)
+        elif self.tier == "tiered":
+            from .jit import tier
+            calls, loops = self.config.tier_up_calls, self.config.tier_up_loops
+            tier.install(func, tier.TIER_UP_CALLS if calls is None else calls,
+                         tier.TIER_UP_LOOPS if loops is None else loops)
         else:
             interp.install(func)
 

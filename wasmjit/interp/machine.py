@@ -9,17 +9,22 @@ adds this activation to the trap's wasm backtrace. Imports: errors, runtime, int
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from ..errors import Frame, Trap, TrapCode
 from ..runtime.store import WasmFunction
 from .translate import InterpCode, Translator
 
+HotHook = Callable[[WasmFunction], None]
 
-def install(func: WasmFunction) -> None:
-    """Make ``func`` run in the interpreter (translated lazily on its first call)."""
+
+def install(func: WasmFunction, hot: HotHook | None = None, calls: int = 0, loops: int = 0) -> None:
+    """Make ``func`` run in the interpreter (translated lazily on its first call). With ``hot``,
+    an entry after ``calls`` entries or ``loops`` loop back-edges calls ``hot(func)`` first (the
+    tiered policy compiles it there and replaces ``func.call``)."""
 
     def translate_then_call(args: list) -> list:
-        enter(func)
+        enter(func, hot, calls, loops)
         return func.call(args)
 
     func.call = translate_then_call
@@ -35,21 +40,27 @@ def translate(func: WasmFunction) -> InterpCode:
     return func.code
 
 
-def enter(func: WasmFunction) -> None:
+def enter(func: WasmFunction, hot: HotHook | None = None, calls: int = 0, loops: int = 0) -> None:
     """Set ``func.call`` to the interpreter entry for its translated code."""
     code = translate(func)
-    func.call = make_entry(func, code)
+    func.call = make_entry(func, code, hot, calls, loops)
     func.tier = "interp"
 
 
-def make_entry(func: WasmFunction, code: InterpCode):  # noqa: ANN201 - a closure
+def make_entry(func: WasmFunction, code: InterpCode, hot: HotHook | None = None, calls: int = 0,
+               loops: int = 0):  # noqa: ANN201 - a closure
     """The function's interpreter entry: ``entry(args) -> results`` (it may consume ``args``)."""
     store = func.store
     handlers = code.code
     template = code.frame_template
     first, last = code.num_locals, code.num_locals + len(func.type.results)
+    backedges = func.backedges
 
     def interp_entry(args: list) -> list:
+        if hot is not None and (func.entries >= calls or backedges[0] >= loops):
+            hot(func)
+            if func.call is not interp_entry:
+                return func.call(args)
         depth = store.depth + 1
         if depth > store.max_call_depth:
             raise Trap(TrapCode.STACK_OVERFLOW)

@@ -65,7 +65,7 @@ class WasmFunction(Function):
     """A function defined by a module. Tier state and counters live here."""
 
     __slots__ = ("instance", "index", "info", "name", "entries", "backedges", "tier", "code",
-                 "compile_seconds")
+                 "compile_seconds", "compile_error")
 
     def __init__(self, store: Store, ftype: FuncType, instance: Instance, index: int, info: Any) -> None:
         super().__init__(store, ftype)
@@ -78,6 +78,7 @@ class WasmFunction(Function):
         self.tier = "none"  # which tier's code `call` currently runs
         self.code: Any = None  # the tier's compiled form (interpreter closures, native code)
         self.compile_seconds = 0.0  # time spent compiling it to native code
+        self.compile_error: Exception | None = None  # why the JIT could not compile it
 
 
 class GlobalInst:

@@ -1,0 +1,34 @@
+"""The tiered policy: interpret first, compile a function to native code once it is hot.
+
+A function tiers up at an entry, once the interpreter has counted ``TIER_UP_CALLS`` entries or
+``TIER_UP_LOOPS`` loop back-edges for it (one table of parameters; ``Config`` can override them,
+e.g. 1 and 1 in tests so every function tiers up on its first call). Compiling patches the
+function's code slot, so native callers switch at once, and its ``call``, so interpreted callers
+and the host do too. A function the JIT cannot compile stays in the interpreter (``tier`` is then
+"interp" and the failure is kept in ``compile_error``). On-stack replacement of a running loop is
+not done yet: a loop moves to native code at the next call of its function.
+Imports: interp, jit.native, runtime.store.
+"""
+
+from __future__ import annotations
+
+from ..interp import machine
+from ..runtime.store import WasmFunction
+from .native import compile_function
+
+TIER_UP_CALLS = 50  # interpreted entries before a function is compiled
+TIER_UP_LOOPS = 2000  # ... or loop back-edges taken in it
+
+
+def install(func: WasmFunction, calls: int = TIER_UP_CALLS, loops: int = TIER_UP_LOOPS) -> None:
+    """Run ``func`` in the interpreter until it is hot."""
+    machine.install(func, tier_up, calls, loops)
+
+
+def tier_up(func: WasmFunction) -> None:
+    """Compile ``func``; if that fails, keep interpreting it without asking again."""
+    try:
+        compile_function(func)
+    except Exception as err:  # noqa: BLE001 - any compiler failure leaves the function interpreted
+        func.compile_error = err
+        machine.enter(func)
