@@ -61,9 +61,13 @@ def test_comparison_branch_forms_agree_with_value_form(ident: str) -> None:
         truth = N.FUNCS[ident](*values)
         assert T.numeric(ident, kinds, "br_if")(*regs, 100, 200)(frame) == (100 if truth else 200)
         assert T.numeric(ident, kinds, "if")(*regs, 300, 400)(frame) == (300 if truth else 400)
-        counter = [0]
+        counter = [0, 0]  # [back-edges, OSR limit (0: never)]
         assert T.numeric(ident, kinds, "br_if_back")(*regs, counter, 5, 6)(frame) == (5 if truth else 6)
-        assert counter == [1 if truth else 0]
+        assert counter == [1 if truth else 0, 0]
+        if truth:  # the back-edge that reaches the limit asks for on-stack replacement
+            with pytest.raises(T.OsrRequest) as request:
+                T.numeric(ident, kinds, "br_if_back")(*regs, [1, 2], 5, 6)(frame)
+            assert request.value.target == 5
 
 
 def test_every_numeric_op_has_a_template_or_function() -> None:

@@ -52,13 +52,40 @@ def test_native_callers_and_interpreted_callers_both_switch() -> None:
     assert stats["inc"][0] == 2  # counted while interpreted, then the native caller called native code
 
 
-def test_a_hot_loop_tiers_up_at_the_next_entry() -> None:
+def test_a_hot_loop_moves_to_native_code_while_it_runs() -> None:
+    """On-stack replacement: the 100th back-edge hands the running loop to native code."""
     store, instance = tiered(calls=1 << 30, loops=100)
     loop = instance.exports(store)["loop"]
     assert loop(store, 500) == 500
-    assert tiers(store, instance)["loop"] == (1, "interp")  # no on-stack replacement yet
-    assert loop(store, 7) == 7
-    assert tiers(store, instance)["loop"][1] == "jit"
+    func = next(f for f in store._store.funcs if getattr(f, "name", None) == "loop")
+    assert (func.entries, func.backedges[0], func.tier) == (1, 100, "jit")
+    assert loop(store, 7) == 7  # the next call runs the compiled function
+
+
+OSR_WAT = """(module
+  (memory 1)
+  (func (export "sums") (param $n i32) (result i64 f64) (local $i i32) (local $s i64) (local $f f64)
+    (block $out
+      (loop $l
+        (br_if $out (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $s (i64.add (local.get $s) (i64.extend_i32_u (local.get $i))))
+        (local.set $f (f64.add (local.get $f) (f64.const 0.5)))
+        (i32.store (i32.mul (local.get $i) (i32.const 4)) (local.get $i))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l)))
+    (local.get $s) (local.get $f))
+  (func (export "at") (param i32) (result i32) (i32.load (i32.mul (local.get 0) (i32.const 4)))))"""
+
+
+@pytest.mark.parametrize("loops", [1, 2, 999, 1000, 5000])
+def test_osr_carries_every_local_and_the_memory(loops: int) -> None:
+    config = wasmjit.Config()
+    config.tier = "tiered"
+    config.tier_up_calls, config.tier_up_loops = 1 << 30, loops
+    store = wasmjit.Store(wasmjit.Engine(config))
+    exports = wasmjit.Instance(store, wasmjit.Module(store.engine, OSR_WAT), []).exports(store)
+    assert exports["sums"](store, 1000) == [sum(range(1000)), 500.0]
+    assert [exports["at"](store, i) for i in (0, 1, 998, 999)] == [0, 1, 998, 999]
 
 
 def test_a_failed_compile_keeps_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:

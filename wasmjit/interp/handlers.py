@@ -16,6 +16,7 @@ from ..errors import Trap, TrapCode
 from ..runtime import instance as rt
 from ..runtime.memory import LinearMemory
 from ..runtime.store import Function, GlobalInst, HostFunction, TableInst
+from .templates import OsrRequest
 
 Handler = Callable[[list], int]
 M32 = 0xFFFFFFFF
@@ -47,6 +48,8 @@ def jump_back(counter: list, t: int) -> Handler:
     """An unconditional branch to a loop header: counts the back-edge."""
     def jump_back(R: list) -> int:
         counter[0] += 1
+        if counter[0] == counter[1]:
+            raise OsrRequest(t)
         return t
     return jump_back
 
@@ -61,6 +64,8 @@ def br_if_back(c: int, counter: list, t: int, n: int) -> Handler:
     def br_if_back(R: list) -> int:
         if R[c]:
             counter[0] += 1
+            if counter[0] == counter[1]:
+                raise OsrRequest(t)
             return t
         return n
     return br_if_back
@@ -74,6 +79,8 @@ def br_if_moves(c: int, moves: tuple, counter: list | None, t: int, n: int) -> H
                 R[d] = s if is_const else R[s]
             if counter is not None:
                 counter[0] += 1
+                if counter[0] == counter[1]:
+                    raise OsrRequest(t)
             return t
         return n
     return br_if_moves

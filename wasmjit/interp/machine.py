@@ -13,18 +13,25 @@ from collections.abc import Callable
 
 from ..errors import Frame, Trap, TrapCode
 from ..runtime.store import WasmFunction
+from .templates import OsrRequest
 from .translate import InterpCode, Translator
 
 HotHook = Callable[[WasmFunction], None]
+# (function, its translated code, the loop header's pc, the frame) -> results, or None to go on
+OsrHook = Callable[[WasmFunction, "InterpCode", int, list], "list | None"]
 
 
-def install(func: WasmFunction, hot: HotHook | None = None, calls: int = 0, loops: int = 0) -> None:
+def install(func: WasmFunction, hot: HotHook | None = None, calls: int = 0, loops: int = 0,
+            osr: OsrHook | None = None) -> None:
     """Make ``func`` run in the interpreter (translated lazily on its first call). With ``hot``,
     an entry after ``calls`` entries or ``loops`` loop back-edges calls ``hot(func)`` first (the
-    tiered policy compiles it there and replaces ``func.call``)."""
+    tiered policy compiles it there and replaces ``func.call``). With ``osr``, the back-edge that
+    makes the count reach ``loops`` asks ``osr`` to finish the call in native code."""
+    if osr is not None:
+        func.backedges[1] = loops
 
     def translate_then_call(args: list) -> list:
-        enter(func, hot, calls, loops)
+        enter(func, hot, calls, loops, osr)
         return func.call(args)
 
     func.call = translate_then_call
@@ -40,15 +47,16 @@ def translate(func: WasmFunction) -> InterpCode:
     return func.code
 
 
-def enter(func: WasmFunction, hot: HotHook | None = None, calls: int = 0, loops: int = 0) -> None:
+def enter(func: WasmFunction, hot: HotHook | None = None, calls: int = 0, loops: int = 0,
+          osr: OsrHook | None = None) -> None:
     """Set ``func.call`` to the interpreter entry for its translated code."""
     code = translate(func)
-    func.call = make_entry(func, code, hot, calls, loops)
+    func.call = make_entry(func, code, hot, calls, loops, osr)
     func.tier = "interp"
 
 
 def make_entry(func: WasmFunction, code: InterpCode, hot: HotHook | None = None, calls: int = 0,
-               loops: int = 0):  # noqa: ANN201 - a closure
+               loops: int = 0, osr: OsrHook | None = None):  # noqa: ANN201 - a closure
     """The function's interpreter entry: ``entry(args) -> results`` (it may consume ``args``)."""
     store = func.store
     handlers = code.code
@@ -71,7 +79,15 @@ def make_entry(func: WasmFunction, code: InterpCode, hot: HotHook | None = None,
         pc = 1
         try:
             while pc:
-                pc = handlers[pc](R)
+                try:
+                    while pc:
+                        pc = handlers[pc](R)
+                except OsrRequest as request:  # a loop got hot: maybe finish in native code
+                    backedges[1] = 0  # ask once
+                    results = osr(func, code, request.target, R) if osr is not None else None
+                    if results is not None:
+                        return results
+                    pc = request.target
         except Trap as trap:
             trap.frames.append(frame(func, code, pc))
             raise

@@ -79,7 +79,16 @@ STORES: dict[str, tuple[str, str]] = {
 }
 
 # The names templates may use.
+class OsrRequest(Exception):  # noqa: N818 - a request, not an error
+    """Raised by a loop back-edge when its function's back-edge count reaches the OSR limit:
+    ``target`` is the loop header's pc; the interpreter entry decides what to do."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+
+
 NAMESPACE: dict[str, Any] = {
+    "OsrRequest": OsrRequest,
     "M32": M32, "M64": M64, "S32": S32, "S64": S64, "fabs": math.fabs, "copysign": math.copysign,
     "Trap": Trap, "OOB": TrapCode.MEMORY_OUT_OF_BOUNDS, "struct_error": struct.error,
 }
@@ -145,7 +154,8 @@ def numeric(ident: str, kinds: str, form: str = "value") -> Callable[..., Any]:
     if form == "br_if":
         return build(f"br_if_{ident}_{kinds}", [*params, "t", "n"], f"return t if {expr} else n")
     if form == "br_if_back":
-        body = f"if {expr}:\n    c[0] += 1\n    return t\nreturn n"
+        body = (f"if {expr}:\n    c[0] += 1\n    if c[0] == c[1]:\n        raise OsrRequest(t)\n"
+                "    return t\nreturn n")
         return build(f"br_if_back_{ident}_{kinds}", [*params, "c", "t", "n"], body)
     assert form == "if", form
     return build(f"if_{ident}_{kinds}", [*params, "n", "e"], f"return n if {expr} else e")

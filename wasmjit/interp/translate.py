@@ -13,7 +13,7 @@ from the validator's side tables. Imports: opcodes, errors, runtime, validate, i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import opcodes as O
@@ -77,6 +77,7 @@ class InterpCode:
     offsets: list[int]
     frame_template: list  # initial values of declared locals and stack slots
     num_locals: int  # S0: parameters + declared locals
+    loop_headers: dict[int, int] = field(default_factory=dict)  # header pc -> `loop` instruction index
     translate_seconds: float = 0.0
 
 
@@ -90,6 +91,7 @@ class Translator:
         self.S0 = len(self.info.local_types)
         self.specs: list[tuple[Callable[..., Any], tuple]] = []
         self.offsets: list[int] = []
+        self.loops: list[tuple[Label, int]] = []  # (header label, loop instruction index)
         self.stack: list[Any] = []
         self.ctls: list[_Ctl] = []
         self.live = True
@@ -207,7 +209,10 @@ class Translator:
             i += 1
         template = [DEFAULTS[t] for t in info.local_types[len(ftype.params):]]
         template += [None] * (info.max_height + 1)
-        return InterpCode(self.finish(), [0, *self.offsets], template, self.S0)
+        code = InterpCode(self.finish(), [0, *self.offsets], template, self.S0)
+        for label, index in self.loops:  # an inner loop at the same pc wins: entering it is the same
+            code.loop_headers[label.pc] = index
+        return code
 
     def finish(self) -> list:
         code: list = [None]
@@ -298,6 +303,7 @@ def _open(t: Translator, i: int, imm: Any) -> None:
         ctl = _Ctl(op_name, len(t.stack) - nparams, nparams, nresults, Label(), None, t.live)
         if op_name == "loop":
             t.bind(ctl.label)
+            t.loops.append((ctl.label, i))
     t.ctls.append(ctl)
 
 

@@ -93,7 +93,7 @@ _HELPERS = {
 class Lowerer:
     """Lowers one function; ``run()`` returns the IR."""
 
-    def __init__(self, module: Module, info: FuncInfo, name: str = "") -> None:
+    def __init__(self, module: Module, info: FuncInfo, name: str = "", osr_loop: int | None = None) -> None:
         self.module = module
         self.info = info
         self.func_types = module.func_types()
@@ -103,6 +103,8 @@ class Lowerer:
         self.stack: list[Value] = []
         self.ctrls: list[Ctrl] = []
         self.offset = 0  # byte offset of the instruction being lowered
+        self.osr_loop = osr_loop  # lower an on-stack-replacement entry at this loop instruction
+        self.osr_label: Label | None = None
 
     # --- the pass ---
 
@@ -110,9 +112,14 @@ class Lowerer:
         ir, info = self.ir, self.info
         nparams = len(info.type.params)
         self.locals = [ir.new_vreg(t) for t in info.local_types]
-        ir.params = tuple(self.locals[:nparams])
-        for local in self.locals[nparams:]:
-            self.emit("mov", (local,), (0,))
+        if self.osr_loop is not None:  # every local comes in as a parameter; go to the loop
+            ir.params = tuple(self.locals)
+            self.osr_label = ir.new_label()
+            self.emit("jmp", targets=(self.osr_label,))
+        else:
+            ir.params = tuple(self.locals[:nparams])
+            for local in self.locals[nparams:]:
+                self.emit("mov", (local,), (0,))
         end = ir.new_label()
         results = [ir.new_vreg(t) for t in info.type.results]
         self.ctrls.append(Ctrl("func", end, results, results, 0))
@@ -230,6 +237,10 @@ class Lowerer:
         results = [self.ir.new_vreg(t) for t in bt.results]
         if kind == "loop":
             header = self.ir.new_label()
+            if pos == self.osr_loop:
+                if len(self.stack) or bt.params:
+                    raise UnsupportedError("on-stack replacement needs a loop at an empty operand stack")
+                header = self.osr_label  # type: ignore[assignment]
             params = [self.ir.new_vreg(t) for t in bt.params]
             self.copy_into(params)
             self.stack[height:] = params
@@ -533,6 +544,7 @@ _VISITORS: dict[str, Callable[[Lowerer, Any, int], None]] = {
 }
 
 
-def lower(module: Module, info: FuncInfo, name: str = "") -> Function:
-    """The IR of one validated function."""
-    return Lowerer(module, info, name).run()
+def lower(module: Module, info: FuncInfo, name: str = "", osr_loop: int | None = None) -> Function:
+    """The IR of one validated function; with ``osr_loop`` (the index of a ``loop`` instruction),
+    a variant that takes every local as a parameter and starts at that loop's header."""
+    return Lowerer(module, info, name, osr_loop).run()

@@ -361,11 +361,30 @@ def compile_function(func: WasmFunction, full_check: bool = False) -> None:
     """Compile ``func`` to native code and make every caller use it (its code slot and ``call``)."""
     start = time.perf_counter()
     state = native_store(func.store)
+    code, entry = _compile(func, state, full_check, None)
+    func.store.func_arrays.code[func.handle] = entry
+    func.code = code
+    func.call = _make_entry(func, state, entry, func.type.params)
+    func.tier = "jit"
+    func.compile_seconds = time.perf_counter() - start
+
+
+def compile_osr(func: WasmFunction, loop: int) -> Callable[[list], list]:
+    """Native code for ``func`` entered at the header of its ``loop`` instruction (on-stack
+    replacement): ``call(locals) -> results``, taking the values of all its locals."""
+    state = native_store(func.store)
+    _, entry = _compile(func, state, False, loop)
+    return _make_entry(func, state, entry, func.info.local_types)
+
+
+def _compile(func: WasmFunction, state: NativeStore, full_check: bool, osr_loop: int | None
+             ) -> tuple[Any, int]:
+    """Lower, allocate, generate, assemble and commit ``func``: (the assembled code, entry address)."""
     r = routines()
     inst = func.instance
     module = inst.module
     info = func.info
-    ir = lower(module, info, func.name or f"func[{func.index}]")
+    ir = lower(module, info, func.name or f"func[{func.index}]", osr_loop)
     codegen.legalize(ir)
     alloc = allocate(ir, codegen.ALLOCATABLE_GPRS, codegen.ALLOCATABLE_XMMS)
     arrays = func.store.func_arrays
@@ -381,7 +400,8 @@ def compile_function(func: WasmFunction, full_check: bool = False) -> None:
         helper_routine=r.helper_call,
         helper_id=lambda name, imm: _helper_id(state, inst, name, imm),
     )
-    compiled = codegen.CodeGen(ir, alloc, env, len(func.type.params)).run()
+    nparams = len(info.local_types) if osr_loop is not None else len(func.type.params)
+    compiled = codegen.CodeGen(ir, alloc, env, nparams).run()
     memory = default_code_memory()
     with memory.reserve(64 * (len(ir.insts) + 16)) as reservation:
         address = reservation.next_address
@@ -392,19 +412,16 @@ def compile_function(func: WasmFunction, full_check: bool = False) -> None:
     calls = {code.address_of(label): offset for label, offset in compiled.call_sites}
     state.add_range(CodeRange(address, address + len(code.code), func, calls))
     state.by_vmctx[ctypes.addressof(inst.vmctx)] = inst
-    func.store.func_arrays.code[func.handle] = entry
-    func.code = code
-    func.call = _make_entry(func, state, entry)
-    func.tier = "jit"
-    func.compile_seconds = time.perf_counter() - start
+    return code, entry
 
 
-def _make_entry(func: WasmFunction, state: NativeStore, code: int) -> Callable[[list], list]:
+def _make_entry(func: WasmFunction, state: NativeStore, code: int, params: tuple[str, ...]
+                ) -> Callable[[list], list]:
     """``call(args) -> results`` running the native code through the entry routine."""
     r = routines()
     enter = r.entry
     vmctx = ctypes.addressof(func.instance.vmctx)
-    params, results = func.type.params, func.type.results
+    results = func.type.results
     nslots = max(1, len(params) + max(0, len(results) - 1))
     store = func.store
     vm = store.vm

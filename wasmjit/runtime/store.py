@@ -74,7 +74,9 @@ class WasmFunction(Function):
         self.info = info  # validate.FuncInfo
         self.name = instance.func_name(index)
         self.entries = 0  # counted by the interpreter on every call
-        self.backedges = [0]  # loop back-edges taken in the interpreter (a cell closures share)
+        # [loop back-edges taken in the interpreter, the count at which the interpreter asks for
+        # on-stack replacement (0: never)] -- a cell the interpreter's closures share
+        self.backedges = [0, 0]
         self.tier = "none"  # which tier's code `call` currently runs
         self.code: Any = None  # the tier's compiled form (interpreter closures, native code)
         self.compile_seconds = 0.0  # time spent compiling it to native code
