@@ -329,6 +329,35 @@ def table(suite: str, engines: tuple[str, str], tier: str, programs: list[Progra
     return "\n".join(lines), geomean
 
 
+def plot(path: str, suite: str, tier: str, programs: list[Program], results: dict[str, dict[str, Any]],
+         geomean: float | None, info: dict[str, str]) -> None:
+    """A horizontal bar per program: wasmjit's bench time over the reference engine's (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref = "pywasm" if suite == "pywasm" else "wasmtime"
+    names, ratios = [], []
+    for prog in programs:
+        mine, other = results[prog.name].get("wasmjit"), results[prog.name].get(ref)
+        if mine and other and mine["status"] == other["status"] == "ok":
+            names.append(prog.name.removeprefix("shootout-"))
+            ratios.append(mine["bench"] / other["bench"])
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(names) + 1.6))
+    ax.barh(names[::-1], ratios[::-1], color="tab:blue")
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    if geomean is not None:
+        ax.axvline(geomean, color="tab:red", linestyle="--", label=f"geomean {geomean:.2f}×")
+        ax.legend(loc="lower right")
+    ax.set_xlabel(f"wasmjit {tier} time / {ref} time (bench phase, lower is better)")
+    ax.set_title(f"Sightglass: wasmjit {tier} vs {ref} ({info['cpu']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def machine_info() -> dict[str, str]:
     """CPU model, Python and engine versions."""
     cpu = platform.processor() or "unknown CPU"
@@ -370,6 +399,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"Sightglass programs; {DEFAULT_CAP['sightglass']:g} for suite sightglass)")
     parser.add_argument("--skip-pywasm", action="store_true", help="do not run pywasm (suite pywasm)")
     parser.add_argument("--json", metavar="OUT", help="also write the raw numbers to this JSON file")
+    parser.add_argument("--plot", metavar="PNG", help="also draw the ratio per program (needs matplotlib)")
     parser.add_argument("--sightglass-dir", type=Path, default=DEFAULT_SIGHTGLASS, metavar="DIR",
                         help=f"the Sightglass programs (default: {DEFAULT_SIGHTGLASS})")
     parser.add_argument("--worker", nargs=2, metavar=("ENGINE", "PROGRAM"), help=argparse.SUPPRESS)
@@ -430,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
                 if r["status"] in ("FAILED", "ERROR")]
     for prog_name, engine, res in problems:
         print(f"- {res['status']}: {prog_name} on {engine}: {res['detail']}")
+    if args.plot:
+        plot(args.plot, args.suite, args.tier, programs, results, geomean, info)
     if args.json:
         Path(args.json).write_text(json.dumps({"suite": args.suite, "tier": args.tier, "cap": args.cap,
                                                "repeat": args.repeat, "machine": info, "geomean": geomean,

@@ -38,7 +38,7 @@ TIERS = ("interp", "jit", "tiered", "unicorn")
 AVAILABLE_TIERS = ("interp", "jit", "tiered")
 COUNTING_TIERS = ("interp", "tiered")  # tiers whose interpreter counts entries and back-edges
 # "tiered" becomes the default once the JIT exists; until then the interpreter is the engine.
-DEFAULT_TIER = "interp"
+DEFAULT_TIER = "tiered"
 
 
 def resolve_tier(tier: str | None) -> str:
@@ -67,7 +67,7 @@ def _tier_up_from_env() -> tuple[int | None, int | None]:
 
 
 class Config:
-    """Engine settings. ``tier`` selects the execution tier (default: $WASMJIT_TIER or interp)."""
+    """Engine settings. ``tier`` selects the execution tier (default: $WASMJIT_TIER or tiered)."""
 
     def __init__(self) -> None:
         self._tier: str | None = None

@@ -721,8 +721,8 @@ def run_line(path: str | os.PathLike, line: int, tier: str | None = "interp",
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wasmjit wast", description="Run WebAssembly spec test scripts.")
     parser.add_argument("files", nargs="+", metavar="FILE.wast")
-    parser.add_argument("--tier", default=os.environ.get("WASMJIT_TIER", "interp"),
-                        help="execution tier (default: $WASMJIT_TIER or interp)")
+    parser.add_argument("--tier", default=os.environ.get("WASMJIT_TIER", "tiered"),
+                        help="execution tier (default: $WASMJIT_TIER or tiered)")
     parser.add_argument("--json", metavar="OUT", help="write a JSON report to OUT")
     parser.add_argument("--line", type=int, metavar="N",
                         help="run only the command at line N (and the modules it needs); one FILE")

@@ -66,7 +66,7 @@ def test_store_data_and_engine(engine: wasmjit.Engine, tier: str) -> None:
     assert wasmjit.Store(engine, payload).data() is payload
     assert wasmjit.Store(engine).data() is None
     assert engine.tier == tier
-    assert wasmjit.Store().engine.tier == "interp"
+    assert wasmjit.Store().engine.tier == "tiered"  # the default tier
 
 
 def test_config_tier_accepts_available_tiers(tier: str) -> None:

@@ -350,36 +350,34 @@ def fd_write(ctx: WasiContext, mem: LinearMemory, fd: int, iovs: int, count: int
     return abi.SUCCESS
 
 
-@wasi("iiiIi")
-def fd_pread(ctx: WasiContext, mem: LinearMemory, fd: int, iovs: int, count: int, offset: int,
-             out: int) -> int:
-    file = ctx.file(fd, "FD_READ", "FD_SEEK", stdio_errno=abi.SPIPE)
+def _positioned(ctx: WasiContext, mem: LinearMemory, fd: int, iovs: int, count: int, offset: int,
+                out: int, right: str, transfer: Callable[[int, list, int], int]) -> int:
+    """fd_pread/fd_pwrite: ``transfer`` (os.preadv/os.pwritev) at ``offset``, not moving the file
+    position; standard streams cannot (SPIPE)."""
+    file = ctx.file(fd, right, "FD_SEEK", stdio_errno=abi.SPIPE)
     buffers = _buffers(mem, iovs, count)
-    if not file.readable:
+    if right == "FD_READ" and not file.readable:
         raise WasiError(abi.BADF)
     try:
-        total = os.preadv(file.fd, buffers, offset) if buffers else 0
+        total = transfer(file.fd, buffers, offset) if buffers else 0
     except OverflowError:
         raise WasiError(abi.INVAL) from None
     except OSError as err:
         raise host_error(err) from None
     _put_u32(mem, out, total)
     return abi.SUCCESS
+
+
+@wasi("iiiIi")
+def fd_pread(ctx: WasiContext, mem: LinearMemory, fd: int, iovs: int, count: int, offset: int,
+             out: int) -> int:
+    return _positioned(ctx, mem, fd, iovs, count, offset, out, "FD_READ", os.preadv)
 
 
 @wasi("iiiIi")
 def fd_pwrite(ctx: WasiContext, mem: LinearMemory, fd: int, iovs: int, count: int, offset: int,
               out: int) -> int:
-    file = ctx.file(fd, "FD_WRITE", "FD_SEEK", stdio_errno=abi.SPIPE)
-    buffers = _buffers(mem, iovs, count)
-    try:
-        total = os.pwritev(file.fd, buffers, offset) if buffers else 0
-    except OverflowError:
-        raise WasiError(abi.INVAL) from None
-    except OSError as err:
-        raise host_error(err) from None
-    _put_u32(mem, out, total)
-    return abi.SUCCESS
+    return _positioned(ctx, mem, fd, iovs, count, offset, out, "FD_WRITE", os.pwritev)
 
 
 @wasi("iIii")
