@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments of the invoked function")
 
+    compile_ = sub.add_parser("compile", help="compile every function to x86-64 and report (or show) it")
+    compile_.add_argument("--disasm", action="store_true",
+                          help="print the native code (Capstone) under the wasm instructions it came from")
+    compile_.add_argument("--func", metavar="NAME", help="only this function (name, export or index)")
+    compile_.add_argument("module", metavar="MODULE", help="a .wasm or .wat file")
+
     validate = sub.add_parser("validate", help="decode and validate a module")
     validate.add_argument("module", metavar="FILE")
 
@@ -64,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .wast import main as wast_main
         return _guard(lambda: wast_main(argv[1:]))
     args = build_parser().parse_args(argv)
+    if args.command == "compile":
+        return _guard(lambda: compile_module(args))
     if args.command == "run":
         return _guard(lambda: run(args))
     return _guard(lambda: validate(args.module))
@@ -85,6 +93,69 @@ def _guard(action: Any) -> int:
         return 130
     except BrokenPipeError:
         return 1
+
+
+def compile_module(args: argparse.Namespace) -> int:
+    """``wasmjit compile``: instantiate on the jit tier (imports become trapping stubs, WASI is
+    defined) and list each function's native code size, or its disassembly with ``--disasm``."""
+    from .jit.native import native_store
+
+    config = api.Config()
+    config.tier = "jit"
+    engine = api.Engine(config)
+    store = api.Store(engine)
+    module = api.Module.from_file(engine, args.module)
+    store.set_wasi(api.WasiConfig())
+    linker = api.Linker(engine)
+    linker.define_wasi()
+    linker.allow_shadowing = True
+    linker.define_unknown_imports_as_traps(module)
+    instance = linker.instantiate(store, module)
+    funcs = [f for f in instance._inst.funcs if getattr(f, "instance", None) is instance._inst]
+    if args.func is not None:
+        exported = {name for name, item in instance._inst.exports.items() if item is not None}
+        wanted = [f for f in funcs if args.func in (f.name, str(f.index)) or
+                  (args.func in exported and instance._inst.exports[args.func] is f)]
+        if not wanted:
+            raise WasmjitError(f"no function named `{args.func}` in {args.module}")
+        funcs = wanted
+    state = native_store(store._store)
+    ranges = {id(r.func): r for r in state.ranges}
+    for func in funcs:
+        where = ranges[id(func)]
+        name = f"{func.instance.name or '<module>'}!{func.name or f'func[{func.index}]'}"
+        print(f"{name}: {where.end - where.start} bytes at {where.start:#x}, "
+              f"compiled in {func.compile_seconds * 1000:.2f} ms")
+        if args.disasm:
+            print_disassembly(func, where)
+    return 0
+
+
+def print_disassembly(func: Any, where: Any) -> None:
+    """Capstone's listing of ``func``'s native code, each run under the wasm instruction it
+    implements (``;; 0xOFFSET: instruction``)."""
+    import ctypes
+
+    import capstone
+
+    text = {offset: f"{op.name} {_imm_text(imm)}".rstrip() for op, imm, offset in func.info.body}
+    marks = dict(where.wasm_marks)
+    cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    code = ctypes.string_at(where.start, where.end - where.start)
+    for address, _size, mnemonic, operands in cs.disasm_lite(code, where.start):
+        if address in marks:
+            print(f"  ;; {marks[address]:#x}: {text.get(marks[address], '?')}")
+        print(f"    {address:#x}: {mnemonic} {operands}".rstrip())
+        if mnemonic == "int3":  # the padding after the code
+            break
+
+
+def _imm_text(imm: Any) -> str:
+    if imm is None:
+        return ""
+    if isinstance(imm, tuple):
+        return " ".join(_imm_text(x) for x in imm)
+    return str(imm)
 
 
 def validate(path: str) -> int:

@@ -196,3 +196,16 @@ def test_unavailable_tier(programs: Path) -> None:
         assert "is not available yet" in line
     proc = run("bogus", "--invoke", "fib", programs / "calc.wat", "1")
     assert proc.returncode == 2 and "invalid choice: 'bogus'" in proc.stderr
+
+
+def test_compile_lists_and_disassembles(programs: Path) -> None:
+    proc = cli("compile", programs / "calc.wat")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert any(line.startswith("calc!fib: ") and " bytes at 0x" in line for line in proc.stdout.splitlines())
+    proc = cli("compile", "--disasm", "--func", "fib", programs / "calc.wat")
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and lines[0].startswith("calc!fib: ")
+    assert any(";; 0x" in line and "call" in line for line in lines)  # wasm instructions ...
+    assert any(": call qword ptr [r10]" in line for line in lines)  # ... above their native code
+    assert one_error_line(cli("compile", "--func", "nope", programs / "calc.wat")) == (
+        f"error: no function named `nope` in {programs / 'calc.wat'}")

@@ -147,6 +147,7 @@ class Compiled:
     entry: AsmLabel
     trap_sites: list[tuple[AsmLabel, int]] = field(default_factory=list)  # stub, wasm offset
     call_sites: list[tuple[AsmLabel, int]] = field(default_factory=list)  # return point, wasm offset
+    wasm_marks: list[tuple[AsmLabel, int]] = field(default_factory=list)  # where each wasm offset starts
 
 
 class CodeGen:
@@ -304,9 +305,15 @@ class CodeGen:
         for k, param in enumerate(self.func.params):
             self.move_in(param, Mem(RBP, disp=16 + 8 * k))
         insts = self.func.insts
+        offset = -1
         for i, inst in enumerate(insts):
             if inst.op == "jmp" and self._falls_to(i, inst.targets[0]):
                 continue
+            if inst.wasm_offset >= 0 and inst.wasm_offset != offset:  # for disassembly listings
+                offset = inst.wasm_offset
+                mark = m.new_label("w")
+                m.bind(mark)
+                self.out.wasm_marks.append((mark, offset))
             emit = _EMITTERS.get(inst.op)
             if emit is None:
                 emit = _numeric_emitter(inst.op)

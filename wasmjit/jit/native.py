@@ -220,6 +220,7 @@ class CodeRange:
     end: int
     func: WasmFunction
     call_sites: dict[int, int]  # return address -> wasm offset of the call
+    wasm_marks: list[tuple[int, int]] = field(default_factory=list)  # (address, wasm offset) in order
 
 
 @dataclass
@@ -410,7 +411,8 @@ def _compile(func: WasmFunction, state: NativeStore, full_check: bool, osr_loop:
         reservation.commit()
     entry = code.address_of(compiled.entry)
     calls = {code.address_of(label): offset for label, offset in compiled.call_sites}
-    state.add_range(CodeRange(address, address + len(code.code), func, calls))
+    marks = [(code.address_of(label), offset) for label, offset in compiled.wasm_marks]
+    state.add_range(CodeRange(address, address + len(code.code), func, calls, marks))
     state.by_vmctx[ctypes.addressof(inst.vmctx)] = inst
     return code, entry
 
