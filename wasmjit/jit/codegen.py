@@ -162,8 +162,8 @@ class CodeGen:
         self.labels: dict[Label, AsmLabel] = {}
         self.out = Compiled(self.m, self.m.new_label("entry"))
         self.stubs: dict[tuple[TrapCode, int], AsmLabel] = {}
-        self.saved = [reg(p.name) for p in CALLEE_SAVED if self._uses(p)]
-        self.nslots = getattr(alloc, "num_slots", 0)
+        self.saved = [reg(p.name) for p in alloc.used_callee_saved(CALLEE_SAVED)]
+        self.nslots = alloc.num_slots
         self.cross_instance = any(i.op == "call_indirect" or (i.op == "call" and
                                   i.attrs["func"] not in env.local_funcs) for i in func.insts)
         self.vmctx_slot = self.nslots  # where r15 is kept across cross-instance calls
@@ -171,9 +171,6 @@ class CodeGen:
         outgoing = max([self._outgoing(i) for i in func.insts if i.op in _CALLS] or [0])
         body = 8 * (len(self.saved) + slots + outgoing)
         self.frame = body + (8 if body % 16 else 0) - 8 * len(self.saved)  # after the pushes
-
-    def _uses(self, preg: PReg) -> bool:
-        return any(self.alloc.location(v) == preg for v in self.func.vregs)
 
     def _outgoing(self, inst: Inst) -> int:
         if inst.op == "helper":
@@ -342,15 +339,12 @@ class CodeGen:
             self.m.mov(dst, src.with_size(size))
             self.store_result(v, dst)
 
-    def move_out(self, dst: Mem, u: VReg | int, type_: str) -> None:
-        """Store ``u`` as a raw 8-byte value (arguments, extra results)."""
+    def move_out(self, dst: Mem, u: VReg | int) -> None:
+        """Store ``u`` as a raw 8-byte value (arguments, extra results); a constant is its bits."""
         if isinstance(u, int):
-            src = self.int_src(u, 8, R10)
-            if isinstance(src, int):
-                self.m.mov(dst.with_size(8), src)
-            else:
-                self.m.mov(dst.with_size(8), src)
+            self.m.mov(dst.with_size(8), self.int_src(u, 8, R10))
             return
+        type_ = u.type
         where = self.loc(u)
         if isinstance(where, Xmm):
             self.fmov(dst.with_size(SIZE[type_]), where, type_)
@@ -453,7 +447,7 @@ def _jmp(g: CodeGen, inst: Inst) -> None:
 def _ret(g: CodeGen, inst: Inst) -> None:
     results = g.func.results
     for j in range(1, len(inst.uses)):
-        g.move_out(Mem(RBP, disp=16 + 8 * (g.nparams + j - 1)), inst.uses[j], results[j])
+        g.move_out(Mem(RBP, disp=16 + 8 * (g.nparams + j - 1)), inst.uses[j])
     if inst.uses:
         first, type_ = inst.uses[0], results[0]
         if type_ in ("f32", "f64"):
@@ -768,15 +762,11 @@ def _convert_int(g: CodeGen, inst: Inst, kind: str) -> None:
     out64 = dst.type == "i64"
     d = g.target(dst, 8 if out64 else 4)
     a = inst.uses[0]
-    if isinstance(a, int):
-        a = g.int_reg(a, 8, R11)  # type: ignore[assignment]
-        src_reg: Gpr | Mem = a  # type: ignore[assignment]
-        def view(size: int) -> Gpr | Mem:
-            return src_reg.sized(size)  # type: ignore[union-attr]
-    else:
-        where = g.loc(a)
-        def view(size: int) -> Gpr | Mem:
-            return where.sized(size) if isinstance(where, Gpr) else where.with_size(size)  # type: ignore[union-attr]
+    src = g.int_reg(a, 8, R11) if isinstance(a, int) else g.loc(a)
+
+    def view(size: int) -> Gpr | Mem:
+        return src.sized(size) if isinstance(src, Gpr) else src.with_size(size)  # type: ignore[union-attr]
+
     if kind == "wrap" or kind == "u32":
         m.mov(d.r32, view(4))
     elif kind == "s32":
@@ -894,7 +884,7 @@ def _global_get(g: CodeGen, inst: Inst) -> None:
 
 def _global_set(g: CodeGen, inst: Inst) -> None:
     value = inst.uses[0]
-    type_ = _global_type(g, inst)
+    type_ = inst.attrs["type"]
     size = SIZE[type_]
     g.m.mov_imm(R11, g.env.global_cells[inst.attrs["index"]])
     cell = Mem(R11, size=size)
@@ -912,10 +902,6 @@ def _global_set(g: CodeGen, inst: Inst) -> None:
     g.m.mov(cell, src)
 
 
-def _global_type(g: CodeGen, inst: Inst) -> str:
-    return inst.attrs["type"]
-
-
 def _memory_size(g: CodeGen, inst: Inst) -> None:
     dst = inst.defs[0]
     d = g.target(dst, 8)
@@ -927,9 +913,9 @@ def _memory_size(g: CodeGen, inst: Inst) -> None:
 # --- calls ---
 
 
-def _store_args(g: CodeGen, args: tuple[VReg | int, ...], types: tuple[str, ...]) -> None:
-    for k, (arg, type_) in enumerate(zip(args, types, strict=True)):
-        g.move_out(Mem(RSP, disp=8 * k), arg, type_)
+def _store_args(g: CodeGen, args: tuple[VReg | int, ...]) -> None:
+    for k, arg in enumerate(args):
+        g.move_out(Mem(RSP, disp=8 * k), arg)
 
 
 def _after_call(g: CodeGen, inst: Inst, nargs: int, offset: int) -> None:
@@ -969,7 +955,7 @@ def _call(g: CodeGen, inst: Inst) -> None:
     m = g.m
     index = inst.attrs["func"]
     args = inst.uses
-    _store_args(g, args, tuple(_arg_types(g, inst)))
+    _store_args(g, args)
     handle = g.env.func_handles[index]
     code_array, _, _ = g.env.func_arrays
     local = index in g.env.local_funcs
@@ -983,21 +969,12 @@ def _call(g: CodeGen, inst: Inst) -> None:
         _restore_vmctx(g)
 
 
-def _arg_types(g: CodeGen, inst: Inst) -> list[str]:
-    types = inst.attrs.get("param_types")
-    if types is not None:
-        return list(types)
-    return [u.type if isinstance(u, VReg) else "i64" for u in inst.uses]
-
-
 def _call_indirect(g: CodeGen, inst: Inst) -> None:
     m = g.m
     *args, index = inst.uses
-    _store_args(g, tuple(args), tuple(_arg_types(g, Inst("call", uses=tuple(args)))))
+    _store_args(g, tuple(args))
     idx = g.int_src(index, 4, R11)
-    if isinstance(idx, int):
-        m.mov(R11.r32, idx)
-    elif idx != R11.r32:
+    if idx != R11.r32:
         m.mov(R11.r32, idx)
     m.mov(R10, Mem(R15, disp=V.OFFSET_TABLES))
     m.mov(R10, Mem(R10, disp=8 * inst.attrs["table"]))
@@ -1023,7 +1000,7 @@ def _helper(g: CodeGen, inst: Inst) -> None:
     if inst.attrs["name"] in _INLINE_BULK:
         _bulk_memory(g, inst)
         return
-    _store_args(g, inst.uses, tuple(_arg_types(g, inst)))
+    _store_args(g, inst.uses)
     m.mov(R11.r32, g.env.helper_id(inst.attrs["name"], inst.attrs["imm"]))
     m.mov_imm(RAX, g.env.helper_routine)
     m.call(RAX)

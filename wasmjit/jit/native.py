@@ -71,11 +71,25 @@ def routines() -> Routines:
     return _routines
 
 
+def _copy_slots(m: Masm, src: Mem, dst: Mem) -> None:
+    """Copy rcx 8-byte slots from ``src`` to ``dst`` (both indexed by rax*8); clobbers rax, r10."""
+    loop, done = m.new_label("l"), m.new_label("l")
+    m.xor(RAX.r32, RAX.r32)
+    m.bind(loop)
+    m.cmp(RAX, RCX)
+    m.jcc(Cond.AE, done)
+    m.mov(R10, src)
+    m.mov(dst, R10)
+    m.add(RAX, 1)
+    m.jmp(loop)
+    m.bind(done)
+
+
 def _build_routines() -> Routines:
     m = Masm()
     entry, trap_exit, finish = m.new_label("entry"), m.new_label("exit"), m.new_label("finish")
     trap, host, helper = m.new_label("trap"), m.new_label("host"), m.new_label("helper")
-    copy_in, copied, copy_out, copied_out, limit_set = (m.new_label("l") for _ in range(5))
+    limit_set = m.new_label("l")
     frame = 72  # rbp - rsp after the pushes below: the unwind target is rbp - 72
     # entry(rdi = vmctx, rsi = code, rdx = slot buffer, rcx = number of slots)
     m.bind(entry)
@@ -104,29 +118,13 @@ def _build_routines() -> Routines:
     m.and_(RAX, -16)
     m.sub(RAX, 8)
     m.sub(RSP, RAX)
-    m.xor(RAX.r32, RAX.r32)
-    m.bind(copy_in)
-    m.cmp(RAX, RCX)
-    m.jcc(Cond.AE, copied)
-    m.mov(R10, Mem(RDX, RAX, 8))
-    m.mov(Mem(RSP, RAX, 8), R10)
-    m.add(RAX, 1)
-    m.jmp(copy_in)
-    m.bind(copied)
+    _copy_slots(m, Mem(RDX, RAX, 8), Mem(RSP, RAX, 8))
     m.call(RSI)
     m.mov(RDX, Mem(RBP, disp=-64))
     m.mov(RCX, Mem(RBP, disp=-72))
     m.mov(Mem(RDX, RCX, 8), RAX)
     m.movq(Mem(RDX, RCX, 8, disp=8), XMM0)
-    m.xor(RAX.r32, RAX.r32)
-    m.bind(copy_out)
-    m.cmp(RAX, RCX)
-    m.jcc(Cond.AE, copied_out)
-    m.mov(R10, Mem(RSP, RAX, 8))
-    m.mov(Mem(RDX, RAX, 8), R10)
-    m.add(RAX, 1)
-    m.jmp(copy_out)
-    m.bind(copied_out)
+    _copy_slots(m, Mem(RSP, RAX, 8), Mem(RDX, RAX, 8))
     m.xor(RAX.r32, RAX.r32)
     m.jmp(finish)
     # unwind target: rsp = saved_rsp = rbp - 72
