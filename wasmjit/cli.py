@@ -1,4 +1,4 @@
-"""The ``wasmjit`` command line: run, validate, wast.
+"""The ``wasmjit`` command line: run, validate, compile, wast, diff, fuzz.
 
 Every error is one line on stderr (``error: ...``) and a non-zero exit code; a trap also
 prints its wasm backtrace. No Python traceback reaches the user for bad input.
@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     wast = sub.add_parser("wast", help="run WebAssembly spec test scripts (.wast)", add_help=False)
     wast.add_argument("rest", nargs=argparse.REMAINDER)
+
+    from . import difftest, fuzz
+
+    diff = sub.add_parser("diff", help="run a module on every tier and on wasmtime, compare the outcomes")
+    difftest.add_arguments(diff)
+    fuzz_ = sub.add_parser("fuzz", help="differential fuzzing against wasmtime (wasm-tools smith)")
+    fuzz.add_arguments(fuzz_)
     return parser
 
 
@@ -69,7 +76,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["wast"]:  # the spec runner parses its own options
         from .wast import main as wast_main
         return _guard(lambda: wast_main(argv[1:]))
+    if argv[:1] == ["diff"]:  # options may follow MODULE: `diff m.wasm --invoke f 1`
+        from .difftest import hoist_options
+        argv = ["diff", *hoist_options(argv[1:])]
     args = build_parser().parse_args(argv)
+    if args.command == "diff":
+        from .difftest import run_diff
+        return run_diff(args)
+    if args.command == "fuzz":
+        from .fuzz import main as fuzz_main
+        return fuzz_main(args)
     if args.command == "compile":
         return _guard(lambda: compile_module(args))
     if args.command == "run":
