@@ -21,7 +21,9 @@ What is called: ``--invoke NAME ARGS`` calls that export; otherwise a module exp
 runs as a WASI command (arguments, ``--dir`` and ``--env`` as ``wasmjit run``). A module with
 neither gets every exported function whose parameters are all numeric called, in export order,
 each with the tuples of :data:`DEFAULT_ARGS` (all zeros, small distinct positives, all minus
-one), on one instance, so state carries from call to call. After a stack overflow no further call
+one), on one instance, so state carries from call to call; a mutable i32 global exported as
+``__fuel`` (wasm-smith's termination fuel, exported so by the fuzzer) is set back to its initial
+value before each call. After a stack overflow no further call
 is made and the final state is not compared (how deep each engine got before the overflow, and so
 what it had written, legitimately differs).
 
@@ -57,6 +59,7 @@ DEFAULT_TIMEOUT = 60.0
 NUMERIC = ("i32", "i64", "f32", "f64")
 DONE = "done"  # the last row of a worker that finished
 USAGE = "usage: "  # a row value saying the request itself was wrong (no such export, bad argument)
+FUEL_GLOBAL = "__fuel"  # reset before each call (see run_plan)
 
 
 def _small(i: int, t: str) -> int | float:
@@ -366,8 +369,10 @@ def _guarded(adapter: _Adapter, rec: Recorder, key: str, action: Callable[[], An
             rec.row(key, f"exit {code}")
             return False, code
         value, note = adapter.describe(exc)
-        if value.startswith("internal error"):
-            note = traceback.format_exc(limit=-6)
+        if value.startswith("internal error"):  # where in the engine it went wrong
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+            note = f"{_one_line(str(exc))}{where}"
         rec.row(key, value, note)
         return False, value
 
@@ -430,6 +435,7 @@ def run_plan(adapter: _Adapter, spec: dict, rec: Recorder) -> None:  # noqa: C90
         return
     rec.row("instantiate", "ok")
     exports = instance.exports(store)
+    refuel = _fuel_reset(adapter, store, exports)
     funcs = function_exports(module, adapter)
     params_of = dict(funcs)
     stopped = None
@@ -456,7 +462,8 @@ def run_plan(adapter: _Adapter, spec: dict, rec: Recorder) -> None:  # noqa: C90
     else:
         calls = default_calls(funcs)
     for name, params, args in calls:
-        key = f"call {name}({', '.join(arg_text(a) for a in args)})"
+        key = f"call {_show(name)}({', '.join(arg_text(a) for a in args)})"
+        refuel()
         ok, result = _guarded(adapter, rec, key,
                               lambda name=name, params=params, args=args:
                               adapter.call(store, exports[name], params, args))
@@ -473,18 +480,37 @@ def run_plan(adapter: _Adapter, spec: dict, rec: Recorder) -> None:  # noqa: C90
     record_state(adapter, store, module, exports, rec)
 
 
+def _show(name: str) -> str:
+    """An export name as shown in a row key (quoted if empty or not printable)."""
+    return name if name.isprintable() and name and " " not in name else repr(name)
+
+
+def _fuel_reset(adapter: _Adapter, store: Any, exports: Any) -> Callable[[], None]:
+    """If the module exports a mutable i32 global ``__fuel`` (the fuzzer exports wasm-smith's
+    termination fuel so), a function that sets it back to its value after instantiation: each call
+    then gets the same budget instead of the first one exhausting it for all."""
+    fuel = exports.get(FUEL_GLOBAL)
+    if not isinstance(fuel, adapter.api.Global):
+        return lambda: None
+    ty = fuel.type(store)
+    if not ty.mutable or str(ty.content) != "i32":
+        return lambda: None
+    initial = fuel.value(store)
+    return lambda: fuel.set_value(store, initial)
+
+
 def record_state(adapter: _Adapter, store: Any, module: Any, exports: Any, rec: Recorder) -> None:
     api = adapter.api
     for export in module.exports:
         item = exports[export.name]
         if isinstance(item, api.Memory):
-            key = f"memory {export.name}"
+            key = f"memory {_show(export.name)}"
             _guarded(adapter, rec, key, lambda item=item, key=key: rec.row(key, _memory_text(store, item)))
         elif isinstance(item, api.Global):
-            key = f"global {export.name}"
+            key = f"global {_show(export.name)}"
             _guarded(adapter, rec, key, lambda item=item, key=key: rec.row(key, adapter.global_text(store, item)))
         elif isinstance(item, api.Table):
-            key = f"table {export.name}"
+            key = f"table {_show(export.name)}"
             _guarded(adapter, rec, key, lambda item=item, key=key: rec.row(key, _table_text(store, item)))
 
 
@@ -592,6 +618,9 @@ def _start_fork(job: _Job) -> None:
     if pid == 0:  # the child: never returns
         code = 3
         try:
+            import faulthandler
+
+            faulthandler.disable()  # a crash is the outcome, reported by the parent
             os.setsid()
             null = os.open(os.devnull, os.O_RDONLY)
             log = os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -876,6 +905,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="preopen a copy of HOST (one per engine) as GUEST (default: HOST)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME[=VAL]",
                         help="set a guest environment variable")
+    parser.add_argument("--fork", action="store_true",
+                        help="run each engine in a fork of this process instead of a fresh Python "
+                             "(faster; what the fuzzer does)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every row, not only differences")
     parser.add_argument("module", metavar="MODULE", help="a .wasm or .wat file")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
@@ -883,7 +915,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 _OPTIONS_WITH_VALUE = ("--invoke", "--tiers", "--timeout", "--tier-up", "--dir", "--env")
-_FLAGS = ("-v", "--verbose")
+_FLAGS = ("-v", "--verbose", "--fork")
 
 
 def hoist_options(argv: Sequence[str]) -> list[str]:
@@ -966,7 +998,8 @@ def run_diff(args: argparse.Namespace, out: Any = None) -> int:
             module = binary_module(args.module, Path(tmp))
             comparison = compare_module(module, tiers, invoke=args.invoke, args=invoke_args,
                                         wasi_args=wasi_args, env=env, dirs=dirs, timeout=args.timeout,
-                                        tier_up=tier_up, argv0=args.module)
+                                        tier_up=tier_up, argv0=args.module,
+                                        launcher="fork" if args.fork else "spawn")
     except WasmjitError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -999,7 +1032,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(argv) != 4:
             print("usage: python -m wasmjit.difftest --worker ENGINE SPEC.json OUT.jsonl", file=sys.stderr)
             return 2
-        return worker_main(argv[1], argv[2], argv[3])
+        code = worker_main(argv[1], argv[2], argv[3])
+        # Leave now: the run is recorded, and interpreter teardown (finalizers of an engine's
+        # native state) is no part of what is compared; a hang there must not become a timeout.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     from .cli import main as cli_main
 
     return cli_main(["diff", *argv])

@@ -5,8 +5,8 @@ Modules: WebAssembly 2.0 (multi-value, reference types, bulk memory, sign extens
 conversions; no SIMD, threads, exceptions, GC, tail calls, memory64, multi-memory, extended
 constants...), no imports, everything exported, loops and calls bounded by a fuel global
 (``--ensure-termination``), NaNs canonicalized after every float operation (so stored or
-bit-cast NaNs do not differ legitimately between engines), memories at most 16 pages with a
-maximum, tables at most 1000 elements. Each module's seed bytes come from ``random.Random(seed)``,
+bit-cast NaNs do not differ legitimately between engines), memories at most 16 pages and tables
+at most 1000 elements, each with a maximum (growth limits are implementation-defined). Each module's seed bytes come from ``random.Random(seed)``,
 so a seed always produces the same modules in the same order.
 
 Each engine runs in a fork of this process (already loaded, so no interpreter start-up per run)
@@ -52,15 +52,22 @@ SMITH_FLAGS = (
     "--compact-imports-enabled", "false", "--max-memories", "1",
     # sizes that keep every engine quick
     "--max-memory32-bytes", str(16 * 65536), "--memory-max-size-required", "true",
-    "--max-table-elements", "1000", "--max-tables", "2", "--max-funcs", "30",
-    "--max-instructions", "200",
+    # every table has a maximum: how far a table without one may grow is the engine's choice
+    # (wasmjit stops at 10M elements, wasmtime spends seconds growing one to 2^29)
+    "--max-table-elements", "1000", "--table-max-size-required", "true", "--max-tables", "2",
+    "--max-funcs", "30",
+    "--max-instructions", "200", "--max-data-segments", "5", "--max-element-segments", "5",
+    # without these most random seeds make modules with no function at all
+    "--min-funcs", "5", "--min-types", "3",
 )
+# Half of the modules (chosen by the seed) avoid traps: without it most calls end in one early.
+NO_TRAPS = ("--disallow-traps", "true")
 SHRINK_SECONDS = 600  # a shrink that takes longer is abandoned (the module is kept unshrunk)
 
 
-def smith(seed_bytes: bytes, out: Path) -> bool:
+def smith(seed_bytes: bytes, out: Path, flags: Sequence[str] = ()) -> bool:
     """Write the module ``wasm-tools smith`` makes from ``seed_bytes``; False if it made none."""
-    proc = subprocess.run([wasm_tools(), "smith", *SMITH_FLAGS, "-o", str(out)], input=seed_bytes,
+    proc = subprocess.run([wasm_tools(), "smith", *SMITH_FLAGS, *flags, "-o", str(out)], input=seed_bytes,
                           capture_output=True)
     if proc.returncode == 2:  # "failed to generate a module from this seed": rare, try the next
         return False
@@ -70,12 +77,32 @@ def smith(seed_bytes: bytes, out: Path) -> bool:
     return True
 
 
+def export_fuel(module: Path) -> bool:
+    """Export the fuel global ``--ensure-termination`` appended (the last global, a mutable i32
+    starting at FUEL) as ``__fuel``, which ``wasmjit diff`` refills before each call."""
+    text = subprocess.run([wasm_tools(), "print", str(module)], capture_output=True, text=True)
+    if text.returncode != 0:
+        return False
+    found = re.findall(rf"\(global \(;(\d+);\) \(mut i32\) i32\.const {FUEL}\)", text.stdout)
+    last = re.findall(r"\(global \(;(\d+);\)", text.stdout)
+    if not found or found[-1] != last[-1]:
+        return False
+    body = text.stdout.rstrip()
+    assert body.endswith(")")
+    patched = body[:-1] + f'  (export "{difftest.FUEL_GLOBAL}" (global {found[-1]}))\n)\n'
+    binary = subprocess.run([wasm_tools(), "parse", "-", "-o", str(module)], input=patched,
+                            capture_output=True, text=True)
+    return binary.returncode == 0
+
+
 def seed_stream(seed: int) -> Any:
-    """The seed bytes of module 0, 1, 2, ... for ``--seed``: sizes from 16 bytes to 8 KiB."""
+    """(seed bytes, extra smith flags) of module 0, 1, 2, ... for ``--seed``: 1 to 32 KiB of seed,
+    half of them with :data:`NO_TRAPS`."""
     rng = random.Random(seed)
     while True:
-        size = int(16 * 2 ** rng.uniform(0, 9))
-        yield rng.randbytes(size)
+        size = int(1024 * 2 ** rng.uniform(0, 5))
+        flags = NO_TRAPS if rng.random() < 0.5 else ()
+        yield rng.randbytes(size), flags
 
 
 @dataclass
@@ -184,7 +211,7 @@ def record_finding(module: Path, comparison: difftest.Comparison, number: int, t
     out_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(module.read_bytes()).hexdigest()[:8]
     path = out_dir / f"{_safe(sig)}-{digest}.wasm"
-    if args.no_shrink:
+    if args.no_shrink or sig.startswith("timeout"):  # each predicate run would take the timeout
         path.write_bytes(module.read_bytes())
         shrunk = False
     else:
@@ -241,8 +268,10 @@ def run(args: argparse.Namespace, log: TextIO | None = None) -> int:
                     break
                 number += 1
                 module = Path(tmp) / "candidate.wasm"
-                if not smith(next(seeds), module):
+                seed_bytes, flags = next(seeds)
+                if not smith(seed_bytes, module, flags):
                     continue
+                export_fuel(module)
                 comparison = difftest.compare_module(module, tiers, timeout=args.timeout,
                                                      launcher="fork", tier_up=tier_up)
                 stats.modules += 1
