@@ -420,9 +420,14 @@ def _drop(t: Translator, i: int, imm: Any) -> None:
 def _select(t: Translator, i: int, imm: Any) -> None:
     cond = t.stack.pop()
     (kind_b, b), (kind_a, a) = t.pop_operand(), t.pop_operand()
-    if type(cond) is K:  # statically known: no instruction at all
+    if type(cond) is K:  # statically known: no instruction at all...
         chosen = (kind_a, a) if cond.value else (kind_b, b)
         t.stack.append(K(chosen[1]) if chosen[0] == "k" else chosen[1])
+        if chosen[0] == "r" and chosen[1] >= t.S0:
+            # ...unless the value sits in the stack slot of ``b``, one above where the result
+            # goes: the next push writes that slot, so move it down now (a local is read lazily
+            # and spilled before it changes; a constant has no slot).
+            t.materialize(len(t.stack) - 1)
         return
     t.produce(H.select, a, b, cond, kind_a + kind_b, NEXT)
 
