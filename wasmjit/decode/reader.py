@@ -23,7 +23,7 @@ class Reader:
     def __init__(self, data: bytes, pos: int = 0, end: int | None = None) -> None:
         self.data = data
         self.pos = pos
-        self.end = len(data) if end is None else end
+        self.end = len(data) if end is None else min(end, len(data))
         self.saw_simd = False
         self.in_section = True  # the module decoder clears it between sections
 

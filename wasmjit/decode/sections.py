@@ -95,6 +95,8 @@ def _names(content: bytes) -> S.Names:
             sub_id = r.u8()
             size = r.u32()
             end = r.pos + size
+            if end > len(content):  # a subsection running past the section: ignore the rest
+                break
             sub = Reader(content, r.pos, end)
             if sub_id == 0:
                 names.module = sub.name()

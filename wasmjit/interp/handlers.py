@@ -8,6 +8,7 @@ Imports: errors, runtime.
 
 from __future__ import annotations
 
+import ctypes
 from array import array
 from collections.abc import Callable
 from typing import Any
@@ -258,7 +259,8 @@ def memory_fill(d: int, mem: LinearMemory, n: int) -> Handler:
         dst, value, count = R[d], R[d + 1], R[d + 2]
         if dst + count > mem.size:
             raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
-        mem.view[dst : dst + count] = bytes([value & 0xFF]) * count
+        if count:  # in place: up to 4 GiB must not need a temporary of the same size
+            ctypes.memset(mem.base + dst, value & 0xFF, count)
         return n
     return memory_fill
 
@@ -268,8 +270,8 @@ def memory_copy(d: int, mem: LinearMemory, n: int) -> Handler:
         dst, src, count = R[d], R[d + 1], R[d + 2]
         if src + count > mem.size or dst + count > mem.size:
             raise Trap(TrapCode.MEMORY_OUT_OF_BOUNDS)
-        view = mem.view
-        view[dst : dst + count] = bytes(view[src : src + count])  # bytes(): overlap-safe
+        if count:
+            ctypes.memmove(mem.base + dst, mem.base + src, count)  # overlap-safe, no temporary
         return n
     return memory_copy
 
@@ -339,8 +341,8 @@ def table_fill(d: int, table: TableInst, n: int) -> Handler:
         i, value, count = R[d], R[d + 1], R[d + 2]
         if i + count > len(elements):
             raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
-        for j in range(i, i + count):
-            elements[j] = value
+        if count:
+            elements[i : i + count] = array("Q", [value]) * count
         return n
     return table_fill
 

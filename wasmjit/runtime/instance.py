@@ -16,7 +16,15 @@ from .. import structure as S
 from ..errors import LinkError, Trap, TrapCode, WasmjitError
 from ..validate import ValidatedModule
 from .memory import PAGE_SIZE, LinearMemory
-from .store import MAX_TABLE_ELEMENTS, Function, GlobalInst, Store, TableInst, WasmFunction
+from .store import (
+    MAX_INSTANCE_TABLE_ELEMENTS,
+    MAX_TABLE_ELEMENTS,
+    Function,
+    GlobalInst,
+    Store,
+    TableInst,
+    WasmFunction,
+)
 from .vmctx import VMContext
 
 Extern = Function | TableInst | LinearMemory | GlobalInst
@@ -137,13 +145,23 @@ def instantiate(store: Store, vmod: ValidatedModule, imports: list[Any],
     for info in vmod.func_infos:
         func = WasmFunction(store, info.type, inst, info.index, info)
         inst.funcs.append(func)
+    budget = [MAX_INSTANCE_TABLE_ELEMENTS]  # shared by this instance's tables, also when growing
     for ttype in module.tables:
         if ttype.limits.min > MAX_TABLE_ELEMENTS:
             raise WasmjitError(f"table minimum of {ttype.limits.min} elements exceeds the "
                                f"implementation limit of {MAX_TABLE_ELEMENTS}")
-        inst.tables.append(TableInst(ttype.elem, ttype.limits.min, ttype.limits.max))
+        if ttype.limits.min > budget[0]:
+            total = sum(t.limits.min for t in module.tables)
+            raise WasmjitError(f"the module's tables need {total} elements in total, more than the "
+                               f"implementation limit of {MAX_INSTANCE_TABLE_ELEMENTS}")
+        budget[0] -= ttype.limits.min
+        inst.tables.append(TableInst(ttype.elem, ttype.limits.min, ttype.limits.max, budget=budget))
     for mtype in module.mems:
-        inst.mems.append(LinearMemory(mtype.limits.min, mtype.limits.max))
+        try:
+            inst.mems.append(LinearMemory(mtype.limits.min, mtype.limits.max))
+        except MemoryError as err:  # the address space reservation or the commit failed
+            raise WasmjitError(f"cannot allocate a linear memory of {mtype.limits.min} pages: "
+                               f"{err}") from None
     for glob in module.globals:
         inst.globals.append(GlobalInst(glob.type, eval_const(inst, glob.init)))
     for elem in module.elems:

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 CELL_CODES = {"i32": "I", "f32": "I", "i64": "Q", "f64": "d", "funcref": "Q", "externref": "Q"}
 DEFAULTS: dict[str, Any] = {"i32": 0, "i64": 0, "f32": 0, "f64": 0.0, "funcref": 0, "externref": 0}
 MAX_TABLE_ELEMENTS = 10_000_000  # implementation limit on table growth (80 MB of handles)
+# ... and on all the tables one instance defines together (else a few bytes per table type could
+# ask for gigabytes: 200 tables of 10M elements)
+MAX_INSTANCE_TABLE_ELEMENTS = 10_000_000
 DEFAULT_MAX_CALL_DEPTH = 10_000  # wasm call depth before "call stack exhausted"
 
 RawCall = Callable[[list], list]
@@ -108,12 +111,15 @@ class GlobalInst:
 class TableInst:
     """A table of reference handles, with the ``VMTable`` native code reads kept current."""
 
-    __slots__ = ("elem", "elements", "max", "vm", "__weakref__")
+    __slots__ = ("elem", "elements", "max", "vm", "budget", "__weakref__")
 
-    def __init__(self, elem: str, size: int, maximum: int | None, init: int = 0) -> None:
+    def __init__(self, elem: str, size: int, maximum: int | None, init: int = 0,
+                 budget: list[int] | None = None) -> None:
         self.elem = elem
         self.elements = array("Q", [init]) * size
         self.max = maximum
+        # [elements left] shared by the tables of one instance (None: only the per-table limit)
+        self.budget = budget
         self.vm = VMTable()
         self._sync()
 
@@ -131,6 +137,10 @@ class TableInst:
         bound = min(self.max if self.max is not None else 0xFFFFFFFF, MAX_TABLE_ELEMENTS)
         if new > bound or (limit is not None and new > limit):
             return -1
+        if self.budget is not None:
+            if delta > self.budget[0]:
+                return -1
+            self.budget[0] -= delta
         self.elements.extend(array("Q", [init]) * delta)
         self._sync()
         return old
