@@ -21,7 +21,7 @@ What is called: ``--invoke NAME ARGS`` calls that export; otherwise a module exp
 runs as a WASI command (arguments, ``--dir`` and ``--env`` as ``wasmjit run``). A module with
 neither gets every exported function whose parameters are all numeric called, in export order,
 each with the tuples of :data:`DEFAULT_ARGS` (all zeros, small distinct positives, all minus
-one), on one instance, so state carries from call to call; a mutable i32 global exported as
+one, the most negative integers and infinities), on one instance, so state carries from call to call; a mutable i32 global exported as
 ``__fuel`` (wasm-smith's termination fuel, exported so by the fuzzer) is set back to its initial
 value before each call. After a stack overflow no further call
 is made and the final state is not compared (how deep each engine got before the overflow, and so
@@ -72,6 +72,7 @@ DEFAULT_ARGS: tuple[tuple[str, Callable[[int, str], int | float]], ...] = (
     ("zeros", lambda i, t: 0 if t in ("i32", "i64") else 0.0),
     ("small", _small),
     ("minus one", lambda i, t: -1 if t in ("i32", "i64") else -1.0),
+    ("extremes", lambda i, t: {"i32": -(1 << 31), "i64": -(1 << 63)}.get(t, float("inf"))),
 )
 
 
@@ -334,7 +335,7 @@ class WasmtimeAdapter(_Adapter):
             return (f"trap {code.name}" if code is not None else "trap (host)"), _one_line(exc.message)
         if isinstance(exc, api.WasmtimeError):
             message = str(exc)
-            if "unknown import" in message or "incompatible import" in message or "types incompatible" in message:
+            if any(m in message for m in ("unknown import", "incompatible import", "types incompatible")):
                 return "link error", _one_line(message)
             return "error", _one_line(message)
         return f"internal error: {type(exc).__name__}", _one_line(str(exc))
@@ -508,7 +509,8 @@ def record_state(adapter: _Adapter, store: Any, module: Any, exports: Any, rec: 
             _guarded(adapter, rec, key, lambda item=item, key=key: rec.row(key, _memory_text(store, item)))
         elif isinstance(item, api.Global):
             key = f"global {_show(export.name)}"
-            _guarded(adapter, rec, key, lambda item=item, key=key: rec.row(key, adapter.global_text(store, item)))
+            _guarded(adapter, rec, key,
+                     lambda item=item, key=key: rec.row(key, adapter.global_text(store, item)))
         elif isinstance(item, api.Table):
             key = f"table {_show(export.name)}"
             _guarded(adapter, rec, key, lambda item=item, key=key: rec.row(key, _table_text(store, item)))
@@ -839,7 +841,8 @@ def format_table(results: dict[str, EngineResult], rows: Sequence[str] | None = 
         else:
             cells.append([key, *(results[e].rows.get(key) for e in engines)])
     header = ["", *engines]
-    widths = [min(width, max(len(_clip(row[i], width)) for row in [header, *cells])) for i in range(len(header))]
+    widths = [min(width, max(len(_clip(row[i], width)) for row in [header, *cells]))
+              for i in range(len(header))]
     lines = []
     for n, row in enumerate([header, *cells]):
         mark = "  "

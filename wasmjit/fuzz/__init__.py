@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="S",
                         help="random seed: the same seed generates the same modules (default 0)")
     parser.add_argument("--tiers", metavar="A,B,...",
-                        help=f"wasmjit tiers to compare with wasmtime (default: {','.join(available_tiers())})")
+                        help="wasmjit tiers to compare with wasmtime "
+                             f"(default: {','.join(available_tiers())})")
     parser.add_argument("--out", default="fuzz-crashes", metavar="DIR",
                         help="where shrunk findings are written (default fuzz-crashes)")
     parser.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",

@@ -6,8 +6,10 @@ conversions; no SIMD, threads, exceptions, GC, tail calls, memory64, multi-memor
 constants...), no imports, everything exported, loops and calls bounded by a fuel global
 (``--ensure-termination``), NaNs canonicalized after every float operation (so stored or
 bit-cast NaNs do not differ legitimately between engines), memories at most 16 pages and tables
-at most 1000 elements, each with a maximum (growth limits are implementation-defined). Each module's seed bytes come from ``random.Random(seed)``,
-so a seed always produces the same modules in the same order.
+at most 1000 elements, each with a maximum (growth limits are implementation-defined); half of
+the modules avoid traps. The exported functions are called as ``wasmjit diff`` does, the fuel
+global (exported as ``__fuel``) refilled before each call. Each module's seed bytes come from
+``random.Random(seed)``, so a seed always produces the same modules in the same order.
 
 Each engine runs in a fork of this process (already loaded, so no interpreter start-up per run)
 under a timeout. A difference is a *finding*; its signature (:func:`wasmjit.difftest.signature`,
