@@ -294,3 +294,32 @@ def test_table_fill_of_millions_of_elements() -> None:
     assert time.monotonic() - started < 2
     table = inst.exports(store)["t"]
     assert table.get(store, 0) is None and table.get(store, 4_999_999) is not None
+
+
+# --- Deep recursion with large frames -----------------------------------------------------------
+
+
+def test_recursion_with_huge_frames_is_bounded_by_frame_size() -> None:
+    """A 30-byte module: a start function with 50,000 i64 locals that calls itself. 10,000 such
+    interpreter frames held 4 GB (and took 40 s); large frames now count as several calls."""
+    wasm = func_module(b"\x10\x00", start=True, locals_=b"\x01" + uleb(50_000) + b"\x7e")
+    assert len(wasm) < 40
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(Trap, match="call stack exhausted") as info:
+            instantiate(wasm, "interp")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - started < 10
+    assert peak < 256 << 20
+    assert 50 < len(info.value.frames) < 1000
+
+
+def test_recursion_with_small_frames_still_reaches_the_depth_limit() -> None:
+    wat = """(module (func $f (param i32) (result i32) (i32.add (call $f (local.get 0)) (i32.const 1)))
+      (func $s (drop (call $f (i32.const 0)))) (start $s))"""
+    with pytest.raises(Trap, match="call stack exhausted") as info:
+        instantiate(wat, "interp")
+    assert len(info.value.frames) > 9_000

@@ -19,6 +19,9 @@ from .translate import InterpCode, Translator
 HotHook = Callable[[WasmFunction], None]
 # (function, its translated code, the loop header's pc, the frame) -> results, or None to go on
 OsrHook = Callable[[WasmFunction, "InterpCode", int, list], "list | None"]
+# A frame of more slots than this counts as several calls against the call-depth limit: 10,000
+# recursive calls of a function with 50,000 locals would otherwise hold 4 GB of frames.
+SLOTS_PER_DEPTH = 1024
 
 
 def install(func: WasmFunction, hot: HotHook | None = None, calls: int = 0, loops: int = 0,
@@ -63,13 +66,14 @@ def make_entry(func: WasmFunction, code: InterpCode, hot: HotHook | None = None,
     template = code.frame_template
     first, last = code.num_locals, code.num_locals + len(func.type.results)
     backedges = func.backedges
+    weight = 1 + len(template) // SLOTS_PER_DEPTH  # this frame's share of the call-depth limit
 
     def interp_entry(args: list) -> list:
         if hot is not None and (func.entries >= calls or backedges[0] >= loops):
             hot(func)
             if func.call is not interp_entry:
                 return func.call(args)
-        depth = store.depth + 1
+        depth = store.depth + weight
         if depth > store.max_call_depth:
             raise Trap(TrapCode.STACK_OVERFLOW)
         func.entries += 1
@@ -92,7 +96,7 @@ def make_entry(func: WasmFunction, code: InterpCode, hot: HotHook | None = None,
             trap.frames.append(frame(func, code, pc))
             raise
         finally:
-            store.depth = depth - 1
+            store.depth = depth - weight
         return R[first:last]
 
     return interp_entry
