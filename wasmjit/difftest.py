@@ -7,12 +7,12 @@ engine is that engine's outcome ("crash (signal 11)", "timeout") and the compari
 A worker records what happened as ordered *rows* (key, value text), written to OUT as JSON lines
 as they happen, so a crash leaves everything up to it:
 
-- ``compile``: ok / rejected; ``instantiate``: ok / trap KIND / link error / error;
+- ``compile``: ok / error (message as a note); ``instantiate``: ok / trap KIND / link error / error;
 - ``call NAME(ARGS)``: the results, bit-exact except NaNs, which are compared by class as the spec
   tests do (``nan:canonical``, ``nan:arithmetic``; a NaN without the quiet bit keeps its bits) /
   ``trap KIND`` (wasmtime's trap codes; wasmjit's UNDEFINED_ELEMENT counts as TABLE_OUT_OF_BOUNDS,
   which is what wasmtime reports for it) / ``exit N`` (WASI proc_exit);
-- ``exit`` in WASI command mode (``_start``: the status, 0 when it returns);
+- ``exit`` in WASI command mode (``_start``): ``exit N`` (proc_exit), ``returned`` or a trap;
 - ``memory NAME``: pages and SHA-256 of the bytes, ``global NAME``: value, ``table NAME``: size
   and null entries, for every exported memory, global and table after the last call;
 - ``stdout``/``stderr``: what the guest wrote (size, hash and the start of it).
@@ -21,9 +21,9 @@ What is called: ``--invoke NAME ARGS`` calls that export; otherwise a module exp
 runs as a WASI command (arguments, ``--dir`` and ``--env`` as ``wasmjit run``). A module with
 neither gets every exported function whose parameters are all numeric called, in export order,
 each with the tuples of :data:`DEFAULT_ARGS` (all zeros, small distinct positives, all minus
-one, the most negative integers and infinities), on one instance, so state carries from call to call; a mutable i32 global exported as
-``__fuel`` (wasm-smith's termination fuel, exported so by the fuzzer) is set back to its initial
-value before each call. After a stack overflow no further call
+one, the most negative integers and infinities), on one instance, so state carries from call to
+call; a mutable i32 global exported as ``__fuel`` (wasm-smith's termination fuel, exported so by
+the fuzzer) is set back to its initial value before each call. After a stack overflow no further call
 is made and the final state is not compared (how deep each engine got before the overflow, and so
 what it had written, legitimately differs).
 
@@ -413,6 +413,8 @@ def run_plan(adapter: _Adapter, spec: dict, rec: Recorder) -> None:  # noqa: C90
     if not ok:
         return
     rec.row("compile", "ok")
+    if spec.get("compile_only"):
+        return
     store = api.Store(engine)
 
     def configure() -> None:
@@ -458,7 +460,7 @@ def run_plan(adapter: _Adapter, spec: dict, rec: Recorder) -> None:  # noqa: C90
     elif params_of.get("_start") == []:
         ok, result = _guarded(adapter, rec, "exit", lambda: adapter.call(store, exports["_start"], [], []))
         if ok:
-            rec.row("exit", "0")
+            rec.row("exit", "returned")
         calls = []
     else:
         calls = default_calls(funcs)
@@ -583,7 +585,7 @@ class _Job:
 
 def _prepare(engine: str, work: Path, module: Path, argv0: str, invoke: str | None, args: Sequence[str],
              wasi_args: Sequence[str], env: Sequence[tuple[str, str]], dirs: Sequence[tuple[str, str]],
-             tier_up: tuple[int, int] | None) -> _Job:
+             tier_up: tuple[int, int] | None, compile_only: bool = False) -> _Job:
     base = work / engine
     base.mkdir()
     copies = []
@@ -596,7 +598,7 @@ def _prepare(engine: str, work: Path, module: Path, argv0: str, invoke: str | No
     spec = {"module": str(module), "argv0": argv0, "invoke": invoke, "args": list(args),
             "wasi_args": list(wasi_args), "env": [list(p) for p in env], "dirs": copies,
             "stdout": str(job.stdout_path), "stderr": str(job.stderr_path),
-            "tier_up": list(tier_up) if tier_up else None}
+            "tier_up": list(tier_up) if tier_up else None, "compile_only": compile_only}
     job.spec_path.write_text(json.dumps(spec))
     job.stdout_path.touch()
     job.stderr_path.touch()
@@ -744,7 +746,8 @@ def run_engines(module: str | os.PathLike, engines: Sequence[str], *, invoke: st
                 args: Sequence[str] = (), wasi_args: Sequence[str] = (),
                 env: Sequence[tuple[str, str]] = (), dirs: Sequence[tuple[str, str]] = (),
                 timeout: float = DEFAULT_TIMEOUT, launcher: str = "spawn",
-                tier_up: tuple[int, int] | None = None, argv0: str | None = None) -> dict[str, EngineResult]:
+                tier_up: tuple[int, int] | None = None, argv0: str | None = None,
+                compile_only: bool = False) -> dict[str, EngineResult]:
     """Run the module on each engine (a tier name or ``wasmtime``), concurrently, each in its own
     process under ``timeout`` seconds; ``launcher``: ``spawn`` (a fresh interpreter) or ``fork``."""
     start = {"spawn": _start_spawn, "fork": _start_fork}[launcher]
@@ -752,7 +755,7 @@ def run_engines(module: str | os.PathLike, engines: Sequence[str], *, invoke: st
     with tempfile.TemporaryDirectory(prefix="wasmjit-diff-") as tmp:
         work = Path(tmp)
         jobs = [_prepare(e, work, module.resolve(), argv0 or str(module), invoke, args, wasi_args, env,
-                         dirs, tier_up) for e in engines]
+                         dirs, tier_up, compile_only) for e in engines]
         started: list[_Job] = []
         try:
             for job in jobs:
@@ -908,6 +911,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="preopen a copy of HOST (one per engine) as GUEST (default: HOST)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME[=VAL]",
                         help="set a guest environment variable")
+    parser.add_argument("--compile-only", action="store_true",
+                        help="only load the module: compare whether each engine accepts it")
     parser.add_argument("--fork", action="store_true",
                         help="run each engine in a fork of this process instead of a fresh Python "
                              "(faster; what the fuzzer does)")
@@ -918,7 +923,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 _OPTIONS_WITH_VALUE = ("--invoke", "--tiers", "--timeout", "--tier-up", "--dir", "--env")
-_FLAGS = ("-v", "--verbose", "--fork")
+_FLAGS = ("-v", "--verbose", "--fork", "--compile-only")
 
 
 def hoist_options(argv: Sequence[str]) -> list[str]:
@@ -1002,7 +1007,8 @@ def run_diff(args: argparse.Namespace, out: Any = None) -> int:
             comparison = compare_module(module, tiers, invoke=args.invoke, args=invoke_args,
                                         wasi_args=wasi_args, env=env, dirs=dirs, timeout=args.timeout,
                                         tier_up=tier_up, argv0=args.module,
-                                        launcher="fork" if args.fork else "spawn")
+                                        launcher="fork" if args.fork else "spawn",
+                                        compile_only=args.compile_only)
     except WasmjitError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

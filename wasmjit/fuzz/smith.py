@@ -44,7 +44,7 @@ from ..wat import wasm_tools
 FUEL = 1000
 SMITH_FLAGS = (
     "--export-everything", "true", "--max-imports", "0", "--allow-start-export", "false",
-    "--ensure-termination", "--fuel", str(FUEL), "--canonicalize-nans", "true",
+    "--canonicalize-nans", "true",
     # WebAssembly 2.0 only
     "--simd-enabled", "false", "--relaxed-simd-enabled", "false", "--threads-enabled", "false",
     "--shared-everything-threads-enabled", "false", "--exceptions-enabled", "false",
@@ -62,8 +62,14 @@ SMITH_FLAGS = (
     # without these most random seeds make modules with no function at all
     "--min-funcs", "5", "--min-types", "3",
 )
-# Half of the modules (chosen by the seed) avoid traps: without it most calls end in one early.
+# Modules that run: loops and calls bounded by fuel; half of them (chosen by the seed) avoid traps,
+# without which most calls end in one early.
+TERMINATE = ("--ensure-termination", "--fuel", str(FUEL))
 NO_TRAPS = ("--disallow-traps", "true")
+# Modules that are only loaded (VALIDATE_SHARE of them): function bodies may be arbitrary bytes,
+# so whether each engine accepts the module tests the decoders and validators.
+INVALID_FUNCS = ("--allow-invalid-funcs", "true")
+VALIDATE_SHARE = 0.15
 SHRINK_SECONDS = 600  # a shrink that takes longer is abandoned (the module is kept unshrunk)
 
 
@@ -98,13 +104,18 @@ def export_fuel(module: Path) -> bool:
 
 
 def seed_stream(seed: int) -> Any:
-    """(seed bytes, extra smith flags) of module 0, 1, 2, ... for ``--seed``: 1 to 32 KiB of seed,
-    half of them with :data:`NO_TRAPS`."""
+    """(seed bytes, extra smith flags, compile only?) of module 0, 1, 2, ... for ``--seed``: 1 to
+    32 KiB of seed; :data:`VALIDATE_SHARE` of them only loaded (:data:`INVALID_FUNCS`), the
+    others run (:data:`TERMINATE`), half of these with :data:`NO_TRAPS`."""
     rng = random.Random(seed)
     while True:
         size = int(1024 * 2 ** rng.uniform(0, 5))
-        flags = NO_TRAPS if rng.random() < 0.5 else ()
-        yield rng.randbytes(size), flags
+        choice = rng.random()
+        if choice < VALIDATE_SHARE:
+            yield rng.randbytes(size), INVALID_FUNCS, True
+        else:
+            flags = TERMINATE + (NO_TRAPS if choice < VALIDATE_SHARE + (1 - VALIDATE_SHARE) / 2 else ())
+            yield rng.randbytes(size), flags, False
 
 
 @dataclass
@@ -123,6 +134,7 @@ class Stats:
     modules: int = 0
     tested: Counter = field(default_factory=Counter)  # engine -> modules it completed
     valid: int = 0  # modules every engine compiled
+    loaded_only: int = 0  # modules only loaded (maybe invalid), not run
     findings: list[Finding] = field(default_factory=list)
 
     def line(self) -> str:
@@ -156,7 +168,7 @@ def predicate_tiers(sig: str, tiers: Sequence[str]) -> list[str]:
 
 
 def shrink(module: Path, sig: str, tiers: Sequence[str], args: argparse.Namespace, out: Path,
-           log: TextIO) -> bool:
+           log: TextIO, compile_only: bool = False) -> bool:
     """Shrink ``module`` to ``out`` keeping ``sig``; False if wasm-tools could not (``out`` then
     holds the original)."""
     with tempfile.TemporaryDirectory(prefix="wasmjit-shrink-") as tmp:
@@ -165,6 +177,8 @@ def shrink(module: Path, sig: str, tiers: Sequence[str], args: argparse.Namespac
                    "--tiers", ",".join(predicate_tiers(sig, tiers)), "--timeout", str(args.timeout)]
         if args.tier_up:
             command += ["--tier-up", args.tier_up]
+        if compile_only:
+            command.append("--compile-only")
         script.write_text("#!/bin/sh\nexec " + " ".join(shlex.quote(c) for c in command) + ' "$1"\n')
         script.chmod(0o755)
         shrunk = Path(tmp) / "shrunk.wasm"
@@ -191,15 +205,18 @@ def _pythonpath() -> str:
     return root if not rest else f"{root}{os.pathsep}{rest}"
 
 
-def reproducer(path: Path, sig: str, tiers: Sequence[str], tier_up: str | None) -> str:
+def reproducer(path: Path, sig: str, tiers: Sequence[str], tier_up: str | None,
+               compile_only: bool = False) -> str:
     command = ["wasmjit", "diff", str(path), "--tiers", ",".join(predicate_tiers(sig, tiers))]
+    if compile_only:
+        command.append("--compile-only")
     if tier_up and "tiered" in predicate_tiers(sig, tiers):
         command += ["--tier-up", tier_up]
     return " ".join(shlex.quote(c) for c in command)
 
 
 def record_finding(module: Path, comparison: difftest.Comparison, number: int, tiers: Sequence[str],
-                   args: argparse.Namespace, stats: Stats, log: TextIO) -> None:
+                   args: argparse.Namespace, stats: Stats, log: TextIO, compile_only: bool = False) -> None:
     """Shrink and write a new finding, or count a known one."""
     sig = comparison.signature
     for finding in stats.findings:
@@ -218,7 +235,7 @@ def record_finding(module: Path, comparison: difftest.Comparison, number: int, t
         shrunk = False
     else:
         print(f"  shrinking (signature {sig})...", file=log)
-        shrunk = shrink(module, sig, tiers, args, path, log)
+        shrunk = shrink(module, sig, tiers, args, path, log, compile_only)
     wat = subprocess.run([wasm_tools(), "print", str(path)], capture_output=True)
     if wat.returncode == 0:
         path.with_suffix(".wat").write_bytes(wat.stdout)
@@ -227,7 +244,7 @@ def record_finding(module: Path, comparison: difftest.Comparison, number: int, t
     path.with_suffix(".txt").write_text(line + "\n")
     stats.findings.append(Finding(sig, number, description, path, shrunk))
     print(f"  wrote {path} ({path.stat().st_size} bytes{', shrunk' if shrunk else ''})", file=log)
-    print(f"  reproduce: {reproducer(path, sig, tiers, args.tier_up)}", file=log)
+    print(f"  reproduce: {reproducer(path, sig, tiers, args.tier_up, compile_only)}", file=log)
 
 
 def preload() -> None:
@@ -270,20 +287,22 @@ def run(args: argparse.Namespace, log: TextIO | None = None) -> int:
                     break
                 number += 1
                 module = Path(tmp) / "candidate.wasm"
-                seed_bytes, flags = next(seeds)
+                seed_bytes, flags, compile_only = next(seeds)
                 if not smith(seed_bytes, module, flags):
                     continue
-                export_fuel(module)
-                comparison = difftest.compare_module(module, tiers, timeout=args.timeout,
-                                                     launcher="fork", tier_up=tier_up)
+                if not compile_only:
+                    export_fuel(module)
+                comparison = difftest.compare_module(module, tiers, timeout=args.timeout, launcher="fork",
+                                                     tier_up=tier_up, compile_only=compile_only)
                 stats.modules += 1
                 for engine, result in comparison.results.items():
                     if result.ok:
                         stats.tested[engine] += 1
                 if all(r.rows.get("compile") == "ok" for r in comparison.results.values()):
                     stats.valid += 1
+                stats.loaded_only += compile_only
                 if not comparison.agree:
-                    record_finding(module, comparison, number, tiers, args, stats, log)
+                    record_finding(module, comparison, number, tiers, args, stats, log, compile_only)
                 now = time.monotonic()
                 if tty:
                     print("\r" + stats.line(), end="", file=log, flush=True)
@@ -295,7 +314,7 @@ def run(args: argparse.Namespace, log: TextIO | None = None) -> int:
     if tty:
         print(file=log)
     print(stats.line(), file=log)
-    print(f"done: {stats.modules} modules ({stats.valid} valid everywhere), "
+    print(f"done: {stats.modules} modules ({stats.loaded_only} only loaded; {stats.valid} valid everywhere), "
           f"{sum(1 + f.duplicates for f in stats.findings)} finding(s)", file=log)
     for finding in stats.findings:
         print(f"  {finding.path}: {finding.signature}"
@@ -310,12 +329,14 @@ def predicate_main(argv: Sequence[str]) -> int:
     parser.add_argument("--tiers", required=True)
     parser.add_argument("--timeout", type=float, default=20.0)
     parser.add_argument("--tier-up", default=None)
+    parser.add_argument("--compile-only", action="store_true")
     parser.add_argument("module")
     args = parser.parse_args(argv)
     preload()
     comparison = difftest.compare_module(args.module, difftest.parse_tiers(args.tiers),
                                          timeout=args.timeout, launcher="fork",
-                                         tier_up=difftest.parse_tier_up(args.tier_up))
+                                         tier_up=difftest.parse_tier_up(args.tier_up),
+                                         compile_only=args.compile_only)
     return 0 if matches(comparison, args.predicate) else 1
 
 
