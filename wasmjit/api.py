@@ -35,9 +35,8 @@ from .wasi import WasiConfig, WasiContext, raw_host
 from .wat import looks_like_text, wat2wasm
 
 TIERS = ("interp", "jit", "tiered", "unicorn")
-AVAILABLE_TIERS = ("interp", "jit", "tiered")
+AVAILABLE_TIERS = TIERS  # every tier is built (the name stays for code that enumerates them)
 COUNTING_TIERS = ("interp", "tiered")  # tiers whose interpreter counts entries and back-edges
-# "tiered" becomes the default once the JIT exists; until then the interpreter is the engine.
 DEFAULT_TIER = "tiered"
 
 
@@ -46,9 +45,6 @@ def resolve_tier(tier: str | None) -> str:
     chosen = tier if tier is not None else os.environ.get("WASMJIT_TIER") or DEFAULT_TIER
     if chosen not in TIERS:
         raise WasmjitError(f"unknown tier {chosen!r}: expected one of {', '.join(TIERS)}")
-    if chosen not in AVAILABLE_TIERS:
-        raise UnsupportedError(f"tier {chosen!r} is not available yet (available: "
-                               f"{', '.join(AVAILABLE_TIERS)})")
     return chosen
 
 
@@ -75,6 +71,9 @@ class Config:
         # Tier ``tiered``: entries / loop back-edges before a function is compiled (None: the
         # defaults of wasmjit.jit.tier); $WASMJIT_TIER_UP="CALLS,LOOPS" sets both.
         self.tier_up_calls, self.tier_up_loops = _tier_up_from_env()
+        # Tier ``tiered``: run new native code under Unicorn and the interpreter on recent and edge
+        # inputs before installing it (wasmjit.jit.verify); a mismatch keeps the interpreter.
+        self.verify = False
 
     @property
     def tier(self) -> str | None:
@@ -92,6 +91,9 @@ class Engine:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self.tier = resolve_tier(self.config.tier)
+        if self.config.verify and self.tier != "tiered":
+            raise WasmjitError(f"Config.verify checks code as functions tier up, so it needs the "
+                               f"tiered tier, not {self.tier!r}")
         # Each wasm call is two Python frames in the interpreter; leave room for host code.
         needed = 3 * self.config.max_call_depth + 2000
         if sys.getrecursionlimit() < needed:
@@ -100,14 +102,14 @@ class Engine:
     def install(self, func: WasmFunction) -> None:
         """Fill a new function's tier slot according to this engine's tier: the interpreter, or
         (tier ``jit``) native code compiled now."""
-        if self.tier == "jit":
+        if self.tier in ("jit", "unicorn"):
             from .jit.native import compile_function
-            compile_function(func)
+            compile_function(func, emulated=self.tier == "unicorn")
         elif self.tier == "tiered":
             from .jit import tier
             calls, loops = self.config.tier_up_calls, self.config.tier_up_loops
             tier.install(func, tier.TIER_UP_CALLS if calls is None else calls,
-                         tier.TIER_UP_LOOPS if loops is None else loops)
+                         tier.TIER_UP_LOOPS if loops is None else loops, self.config.verify)
         else:
             interp.install(func)
 
@@ -410,6 +412,9 @@ class FuncStats:
     tier: str
     compile_ms: float = 0.0  # time spent compiling it to native code
     code_bytes: int = 0  # size of its native code
+    # verify-before-install (Config.verify): "" (not verified), "passed: N inputs (+M skipped), T ms"
+    # or "FAILED: <what differed>"
+    verified: str = ""
 
 
 class Store:
@@ -446,9 +451,18 @@ class Store:
 
 
 def _stats(func: WasmFunction) -> FuncStats:
-    native = func.code if func.tier == "jit" else None
+    native = func.code if func.tier in ("jit", "unicorn") else None
+    report = func.verify_report
+    if report is not None:
+        verified = (f"passed: {report.inputs} inputs" + (f" (+{report.inconclusive} skipped)"
+                    if report.inconclusive else "") + f", {report.seconds * 1000:.1f} ms")
+    elif type(func.compile_error).__name__ == "VerificationError":
+        verified = f"FAILED: {func.compile_error}"
+    else:
+        verified = ""
     return FuncStats(func.instance.name, func.index, func.name, func.entries, func.backedges[0],
-                     func.tier, round(func.compile_seconds * 1000, 3), len(native.code) if native else 0)
+                     func.tier, round(func.compile_seconds * 1000, 3), len(native.code) if native else 0,
+                     verified)
 
 
 class Module:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     _tier_arg(run)
     run.add_argument("--tier-stats", action="store_true",
                      help="print per-function entry and loop back-edge counts afterwards")
+    run.add_argument("--verify", action="store_true",
+                     help="tiered: check each function's native code against the interpreter "
+                          "(under Unicorn) before installing it; a mismatch keeps it interpreted")
     run.add_argument("module", metavar="MODULE", help="a .wasm or .wat file")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments of the invoked function")
@@ -184,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
     config = api.Config()
     if args.tier:
         config.tier = args.tier
+    config.verify = args.verify
+    if args.verify:
+        warnings.showwarning = _show_warning
     engine = api.Engine(config)
     store = api.Store(engine)
     module = api.Module.from_file(engine, args.module)
@@ -256,18 +263,23 @@ def parse_value(text: str, valtype: str) -> Any:
     raise WasmjitError(f"cannot pass a {valtype} argument on the command line")
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *rest: Any, **kw: Any) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def print_tier_stats(store: api.Store) -> None:
     """Per-function counters, tier and native code, as a table on stderr (functions that ran or
     were compiled)."""
     stats = [s for s in store.func_stats() if s.entries or s.back_edges or s.code_bytes]
     rows = [(f"{s.module or '<module>'}!{s.name or f'func[{s.index}]'}", s.entries, s.back_edges, s.tier,
-             f"{s.compile_ms:.2f}" if s.code_bytes else "-", s.code_bytes or "-") for s in stats]
+             f"{s.compile_ms:.2f}" if s.code_bytes else "-", s.code_bytes or "-", s.verified or "-")
+            for s in stats]
     width = max([len("function"), *(len(r[0]) for r in rows)])
-    print(f"{'function':<{width}}  {'entries':>10}  {'back-edges':>12}  {'tier':<6}  {'compile-ms':>10}  "
-          f"{'code-bytes':>10}", file=sys.stderr)
-    for name, entries, back_edges, tier, ms, size in rows:
-        print(f"{name:<{width}}  {entries:>10}  {back_edges:>12}  {tier:<6}  {ms:>10}  {size:>10}",
-              file=sys.stderr)
+    print(f"{'function':<{width}}  {'entries':>10}  {'back-edges':>12}  {'tier':<7}  {'compile-ms':>10}  "
+          f"{'code-bytes':>10}  verified", file=sys.stderr)
+    for name, entries, back_edges, tier, ms, size, verified in rows:
+        print(f"{name:<{width}}  {entries:>10}  {back_edges:>12}  {tier:<7}  {ms:>10}  {size:>10}  "
+              f"{verified}", file=sys.stderr)
 
 if __name__ == "__main__":
     raise SystemExit(main())

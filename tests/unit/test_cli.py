@@ -110,16 +110,16 @@ def test_tier_stats_table(tier: str, programs: Path) -> None:
     proc = run(tier, "--tier-stats", "--invoke", "fib", programs / "calc.wat", "6")
     assert (proc.returncode, proc.stdout) == (0, "8\n")
     rows = [line.split() for line in proc.stderr.splitlines()]
-    assert rows[0] == ["function", "entries", "back-edges", "tier", "compile-ms", "code-bytes"]
+    assert rows[0] == ["function", "entries", "back-edges", "tier", "compile-ms", "code-bytes", "verified"]
     if tier not in COUNTING_TIERS:  # compiled up front: every function is listed, nothing counted
         fib = next(row for row in rows if row[0] == "calc!fib")
         assert fib[1:4] == ["0", "0", tier] and float(fib[4]) > 0 and int(fib[5]) > 0
         return
     shown = "interp" if tier == "tiered" else tier  # below the tier-up thresholds: interpreted
-    assert rows[1:] == [["calc!fib", "25", "0", shown, "-", "-"]]
+    assert rows[1:] == [["calc!fib", "25", "0", shown, "-", "-", "-"]]
     proc = run(tier, "--tier-stats", "--invoke", "count", programs / "calc.wat", "7")
     rows = [line.split() for line in proc.stderr.splitlines()]
-    assert rows[1:] == [["calc!count", "1", "7", shown, "-", "-"]]
+    assert rows[1:] == [["calc!count", "1", "7", shown, "-", "-", "-"]]
 
 
 def test_validate(programs: Path) -> None:

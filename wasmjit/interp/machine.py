@@ -9,6 +9,7 @@ adds this activation to the trap's wasm backtrace. Imports: errors, runtime, int
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 from ..errors import Frame, Trap, TrapCode
@@ -25,16 +26,18 @@ SLOTS_PER_DEPTH = 1024
 
 
 def install(func: WasmFunction, hot: HotHook | None = None, calls: int = 0, loops: int = 0,
-            osr: OsrHook | None = None) -> None:
+            osr: OsrHook | None = None, record: deque | None = None) -> None:
     """Make ``func`` run in the interpreter (translated lazily on its first call). With ``hot``,
     an entry after ``calls`` entries or ``loops`` loop back-edges calls ``hot(func)`` first (the
     tiered policy compiles it there and replaces ``func.call``). With ``osr``, the back-edge that
-    makes the count reach ``loops`` asks ``osr`` to finish the call in native code."""
+    makes the count reach ``loops`` asks ``osr`` to finish the call in native code. With
+    ``record`` (a bounded deque), each entry appends a copy of its arguments (the inputs
+    verify-before-install replays)."""
     if osr is not None:
         func.backedges[1] = loops
 
     def translate_then_call(args: list) -> list:
-        enter(func, hot, calls, loops, osr)
+        enter(func, hot, calls, loops, osr, record)
         return func.call(args)
 
     func.call = translate_then_call
@@ -51,15 +54,16 @@ def translate(func: WasmFunction) -> InterpCode:
 
 
 def enter(func: WasmFunction, hot: HotHook | None = None, calls: int = 0, loops: int = 0,
-          osr: OsrHook | None = None) -> None:
+          osr: OsrHook | None = None, record: deque | None = None) -> None:
     """Set ``func.call`` to the interpreter entry for its translated code."""
     code = translate(func)
-    func.call = make_entry(func, code, hot, calls, loops, osr)
+    func.call = make_entry(func, code, hot, calls, loops, osr, record)
     func.tier = "interp"
 
 
 def make_entry(func: WasmFunction, code: InterpCode, hot: HotHook | None = None, calls: int = 0,
-               loops: int = 0, osr: OsrHook | None = None):  # noqa: ANN201 - a closure
+               loops: int = 0, osr: OsrHook | None = None,
+               record: deque | None = None):  # noqa: ANN201 - a closure
     """The function's interpreter entry: ``entry(args) -> results`` (it may consume ``args``)."""
     store = func.store
     handlers = code.code
@@ -78,6 +82,8 @@ def make_entry(func: WasmFunction, code: InterpCode, hot: HotHook | None = None,
             raise Trap(TrapCode.STACK_OVERFLOW)
         func.entries += 1
         store.depth = depth
+        if record is not None:
+            record.append(args.copy())
         R = args
         R.extend(template)
         pc = 1

@@ -22,6 +22,7 @@ unwinds to the innermost entry trampoline. Imports: jit.ir, jit.regalloc, jit.x6
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -648,13 +649,23 @@ def select_on(g: CodeGen, inst: Inst, a: VReg | int, b: VReg | int, flags: Cond 
 _ALU = {"add": ("add", True), "sub": ("sub", False), "and": ("and_", True), "or": ("or_", True),
         "xor": ("xor", True), "mul": ("imul", True)}
 
+# Deliberate code generation bugs, for testing the checks that must catch them (verify-before-
+# install, the unicorn tier, the differential tests): "xor-as-or" emits ``or`` for every integer
+# ``xor`` (wrong only when both operands share a set bit); "no-bounds-check" drops the bounds check
+# of loads and stores (natively an out-of-bounds access then reads or faults in the memory's guard
+# region). Off (None) unless a test or $WASMJIT_INJECT_FAULT turns one on.
+INJECTED_FAULT: str | None = os.environ.get("WASMJIT_INJECT_FAULT") or None
+FAULTS = ("xor-as-or", "no-bounds-check")
+if INJECTED_FAULT is not None and INJECTED_FAULT not in FAULTS:
+    raise UnsupportedError(f"unknown WASMJIT_INJECT_FAULT {INJECTED_FAULT!r}: expected one of {FAULTS}")
+
 
 def _binop(g: CodeGen, inst: Inst, mnemonic: str, commutative: bool, size: int) -> None:
     m = g.m
     dst = inst.defs[0]
     a, b = inst.uses
     d = g.target(dst, size)
-    op = getattr(m, mnemonic)
+    op = getattr(m, "or_" if mnemonic == "xor" and INJECTED_FAULT == "xor-as-or" else mnemonic)
     if isinstance(a, VReg) and g.loc(a) == d.r64:
         src = g.int_src(b, size)
     elif commutative and isinstance(b, VReg) and g.loc(b) == d.r64:
@@ -787,6 +798,13 @@ _INT_CONVERSIONS = {
 # --- memory and globals ---
 
 
+def _check_end(m: Masm, oob: AsmLabel) -> None:
+    """Trap unless the access's end (in r10) is within the memory size."""
+    if INJECTED_FAULT != "no-bounds-check":
+        m.cmp(R10, Mem(R15, disp=V.OFFSET_MEMORY_SIZE))
+        m.jcc(Cond.A, oob)
+
+
 def address(g: CodeGen, inst: Inst, addr: VReg | int, offset: int, width: int) -> Mem:
     """Bounds-check ``addr + offset .. + width`` against the memory size (trap if out) and return
     the operand that accesses it. Leaves r10 free."""
@@ -795,8 +813,7 @@ def address(g: CodeGen, inst: Inst, addr: VReg | int, offset: int, width: int) -
     if isinstance(addr, int):
         m.mov_imm(R11, (addr & 0xFFFFFFFF) + offset)
         m.lea(R10, Mem(R11, disp=width))
-        m.cmp(R10, Mem(R15, disp=V.OFFSET_MEMORY_SIZE))
-        m.jcc(Cond.A, oob)
+        _check_end(m, oob)
         return Mem(R14, R11)
     where = g.loc(addr)
     if isinstance(where, Gpr):
@@ -807,16 +824,14 @@ def address(g: CodeGen, inst: Inst, addr: VReg | int, offset: int, width: int) -
     end = offset + width
     if end <= 0x7FFF_FFFF:
         m.lea(R10, Mem(base, disp=end))
-        m.cmp(R10, Mem(R15, disp=V.OFFSET_MEMORY_SIZE))
-        m.jcc(Cond.A, oob)
+        _check_end(m, oob)
         return Mem(R14, base, disp=offset)
     if base != R11:
         m.mov(R11, base)
     m.mov_imm(R10, offset)
     m.add(R11, R10)
     m.lea(R10, Mem(R11, disp=width))
-    m.cmp(R10, Mem(R15, disp=V.OFFSET_MEMORY_SIZE))
-    m.jcc(Cond.A, oob)
+    _check_end(m, oob)
     return Mem(R14, R11)
 
 

@@ -57,6 +57,13 @@ class Routines:
     trap_routine: int
     host_call: int
     helper_call: int
+    trap_exit: int
+    # for the unicorn tier: landing pads its stores use as callback addresses (each a ``ret``,
+    # hooked by the emulator, never run natively), the address an emulated entry returns to, and
+    # the whole block (address, size)
+    pads: tuple[int, int, int]
+    sentinel: int
+    block: tuple[int, int]
 
 
 _routines: Routines | None = None
@@ -179,6 +186,13 @@ def _build_routines() -> Routines:
         m.bind(unwind)
         m.mov(RSP, Mem(R11, disp=V.STORE_SAVED_RSP))
         m.jmp(trap_exit)
+    pads = [m.new_label("pad") for _ in range(3)]
+    for pad in pads:  # host, helper, trap callback of an emulated store
+        m.bind(pad)
+        m.ret()
+    sentinel = m.new_label("sentinel")
+    m.bind(sentinel)
+    m.ud2()
     memory = default_code_memory()
     with memory.reserve(4096) as reservation:
         address = reservation.next_address
@@ -186,7 +200,9 @@ def _build_routines() -> Routines:
         reservation.add(code.code, address)
         reservation.commit()
     return Routines(ENTRY(code.address_of(entry)), code.address_of(entry), code.address_of(trap),
-                    code.address_of(host), code.address_of(helper))
+                    code.address_of(host), code.address_of(helper), code.address_of(trap_exit),
+                    tuple(code.address_of(p) for p in pads), code.address_of(sentinel),  # type: ignore[arg-type]
+                    (address, len(code.code)))
 
 
 # --- raw values between Python (interpreter representation) and native slots -------------------
@@ -235,6 +251,9 @@ class NativeStore:
     callbacks: tuple[Any, ...] = ()
     by_vmctx: dict[int, Any] = field(default_factory=dict)  # vmctx address -> runtime Instance
     trap_frames: list[Frame] = field(default_factory=list)  # of the last native trap
+    emulator: Any = None  # the unicorn tier's Emulator, when this store's code runs in Unicorn
+    py_callbacks: tuple[Callable[[int, int, int, int], int], ...] = ()  # host, helper, trap
+    verifier: Any = None  # the Emulator verify-before-install runs new code in (jit.verify)
 
     def code_range(self, pc: int) -> CodeRange | None:
         i = bisect.bisect_right(self.starts, pc) - 1
@@ -251,11 +270,14 @@ class NativeStore:
 _stores: weakref.WeakKeyDictionary[Store, NativeStore] = weakref.WeakKeyDictionary()
 
 
-def native_store(store: Store) -> NativeStore:
+def native_store(store: Store, emulated: bool = False) -> NativeStore:
     """The store's native state, set up on first use: every function's code slot points at the
-    host-call routine until it is compiled."""
+    host-call routine until it is compiled. ``emulated`` (the unicorn tier): the store's code runs
+    in Unicorn, whose landing pads stand for the C callbacks; a store is one or the other."""
     state = _stores.get(store)
     if state is not None:
+        if (state.emulator is not None) != emulated:
+            raise UnsupportedError("a store cannot mix native and emulated (unicorn) execution")
         return state
     r = routines()
     state = NativeStore(store)
@@ -273,10 +295,17 @@ def native_store(store: Store) -> NativeStore:
             state.trap_frames = _trap_frames(state)
         return 0
 
-    state.callbacks = (CALLBACK(host_callback), CALLBACK(helper_callback), CALLBACK(trap_callback))
     vm = store.vm
-    vm.host_callback, vm.helper_callback, vm.trap_callback = (
-        ctypes.cast(c, ctypes.c_void_p).value or 0 for c in state.callbacks)
+    state.py_callbacks = (host_callback, helper_callback, trap_callback)
+    if emulated:
+        from .emulate import Emulator
+
+        state.emulator = Emulator(state, state.py_callbacks)
+        vm.host_callback, vm.helper_callback, vm.trap_callback = r.pads
+    else:
+        state.callbacks = (CALLBACK(host_callback), CALLBACK(helper_callback), CALLBACK(trap_callback))
+        vm.host_callback, vm.helper_callback, vm.trap_callback = (
+            ctypes.cast(c, ctypes.c_void_p).value or 0 for c in state.callbacks)
     code = store.func_arrays.code
     for func in store.funcs:
         if code[func.handle] == 0:
@@ -356,16 +385,21 @@ def _frame(func: WasmFunction, offset: int) -> Frame:
 # --- compiling and entering ------------------------------------------------------------------------
 
 
-def compile_function(func: WasmFunction, full_check: bool = False) -> None:
-    """Compile ``func`` to native code and make every caller use it (its code slot and ``call``)."""
+def compile_function(func: WasmFunction, full_check: bool = False, emulated: bool = False,
+                     check: Callable[[WasmFunction, int], None] | None = None) -> None:
+    """Compile ``func`` to native code and make every caller use it (its code slot and ``call``);
+    ``emulated``: the code runs in Unicorn (the unicorn tier). ``check(func, entry)`` runs before
+    anything uses the code and may refuse it by raising (verify-before-install)."""
     start = time.perf_counter()
-    state = native_store(func.store)
+    state = native_store(func.store, emulated)
     code, entry = _compile(func, state, full_check, None)
+    func.compile_seconds = time.perf_counter() - start
+    if check is not None:
+        check(func, entry)
     func.store.func_arrays.code[func.handle] = entry
     func.code = code
     func.call = _make_entry(func, state, entry, func.type.params)
-    func.tier = "jit"
-    func.compile_seconds = time.perf_counter() - start
+    func.tier = "unicorn" if emulated else "jit"
 
 
 def compile_osr(func: WasmFunction, loop: int) -> Callable[[list], list]:
@@ -415,11 +449,12 @@ def _compile(func: WasmFunction, state: NativeStore, full_check: bool, osr_loop:
     return code, entry
 
 
-def _make_entry(func: WasmFunction, state: NativeStore, code: int, params: tuple[str, ...]
-                ) -> Callable[[list], list]:
-    """``call(args) -> results`` running the native code through the entry routine."""
-    r = routines()
-    enter = r.entry
+def _make_entry(func: WasmFunction, state: NativeStore, code: int, params: tuple[str, ...],
+                enter: Callable[[int, int, Any, int], int] | None = None) -> Callable[[list], list]:
+    """``call(args) -> results`` running the native code through the entry routine (natively, in
+    the store's emulator, or through ``enter``)."""
+    if enter is None:
+        enter = state.emulator.enter if state.emulator is not None else routines().entry
     vmctx = ctypes.addressof(func.instance.vmctx)
     results = func.type.results
     nslots = max(1, len(params) + max(0, len(results) - 1))

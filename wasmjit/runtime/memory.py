@@ -81,6 +81,21 @@ class LinearMemory:
             hook(self)
         return old
 
+    def restore(self, pages: int, data: bytes) -> None:
+        """Put back an earlier state: ``pages`` pages holding ``data`` (for verify-before-install,
+        which runs code twice on the same state). Pages grown since are zeroed and made
+        inaccessible again, as if they had never been committed."""
+        if pages < self.pages:
+            size = pages * PAGE_SIZE
+            ctypes.memset(self.base + size, 0, self.size - size)
+            _libc.mprotect(self.base + size, self.size - size, 0)  # PROT_NONE
+            self.pages, self.size = pages, size
+            self._array = (ctypes.c_ubyte * size).from_address(self.base)
+            self.view = memoryview(self._array).cast("B")
+            for hook in self.grow_hooks:
+                hook(self)
+        self.view[:] = data
+
     def read(self, start: int, stop: int) -> bytes:
         return bytes(self.view[start:stop])
 

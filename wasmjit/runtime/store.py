@@ -68,7 +68,7 @@ class WasmFunction(Function):
     """A function defined by a module. Tier state and counters live here."""
 
     __slots__ = ("instance", "index", "info", "name", "entries", "backedges", "tier", "code",
-                 "compile_seconds", "compile_error")
+                 "compile_seconds", "compile_error", "verify_report")
 
     def __init__(self, store: Store, ftype: FuncType, instance: Instance, index: int, info: Any) -> None:
         super().__init__(store, ftype)
@@ -84,6 +84,7 @@ class WasmFunction(Function):
         self.code: Any = None  # the tier's compiled form (interpreter closures, native code)
         self.compile_seconds = 0.0  # time spent compiling it to native code
         self.compile_error: Exception | None = None  # why the JIT could not compile it
+        self.verify_report: Any = None  # jit.verify.VerifyReport, when verify-before-install ran
 
 
 class GlobalInst:
