@@ -321,7 +321,9 @@ class CodeGen:
 
     def _falls_to(self, i: int, label: Label) -> bool:
         """Whether only labels separate instruction ``i`` from ``label`` (a jump there is a no-op)."""
-        for inst in self.func.insts[i + 1:]:
+        insts = self.func.insts
+        for j in range(i + 1, len(insts)):  # no slice: copying the rest per jump was quadratic
+            inst = insts[j]
             if inst.op != "label":
                 return False
             if inst.attrs["label"] == label:
