@@ -135,11 +135,13 @@ Hooks = tuple[Callable[[], None], Callable[[], None]]
 
 
 def run_wasmtime_api(mod: Any, tier: str | None, prog: Program, wasm: bytes, hooks: Hooks,
-                     out: Path, err: Path, cwd: Path) -> tuple[Any, int | None]:
+                     out: Path, err: Path, cwd: Path, verify: bool = False) -> tuple[Any, int | None]:
     """Run on wasmjit or wasmtime-py (``mod``), which share wasmtime-py's API; (result, exit status)."""
     config = mod.Config()
     if tier is not None:
         config.tier = tier
+    if verify:
+        config.verify = True
     engine = mod.Engine(config)
     store = mod.Store(engine)
     module = mod.Module(engine, wasm)
@@ -186,7 +188,7 @@ def run_pywasm(prog: Program, wasm: bytes, hooks: Hooks, out: Path, err: Path,
 
 
 def run_engine(engine: str, tier: str, prog: Program, wasm: bytes, hooks: Hooks, out: Path, err: Path,
-               cwd: Path) -> tuple[Any, int | None]:
+               cwd: Path, verify: bool = False) -> tuple[Any, int | None]:
     """Dispatch to the engine's runner."""
     if engine == "pywasm":
         return run_pywasm(prog, wasm, hooks, out, err, cwd)
@@ -194,10 +196,10 @@ def run_engine(engine: str, tier: str, prog: Program, wasm: bytes, hooks: Hooks,
         import wasmtime
         return run_wasmtime_api(wasmtime, None, prog, wasm, hooks, out, err, cwd)
     import wasmjit
-    return run_wasmtime_api(wasmjit, tier, prog, wasm, hooks, out, err, cwd)
+    return run_wasmtime_api(wasmjit, tier, prog, wasm, hooks, out, err, cwd, verify)
 
 
-def worker(engine: str, name: str, tier: str, sightglass: Path) -> None:
+def worker(engine: str, name: str, tier: str, sightglass: Path, verify: bool = False) -> None:
     """One measured run (in a subprocess): print a JSON line with times, result and guest output."""
     prog = all_programs(sightglass)[name]
     wasm = prog.binary()
@@ -207,7 +209,7 @@ def worker(engine: str, name: str, tier: str, sightglass: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="wasmjit-bench-") as tmp:
         out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
         begin = time.perf_counter()
-        result, status = run_engine(engine, tier, prog, wasm, hooks, out, err, sightglass)
+        result, status = run_engine(engine, tier, prog, wasm, hooks, out, err, sightglass, verify)
         total = time.perf_counter() - begin
         stdout, stderr = (p.read_bytes().decode("latin-1") if p.exists() else "" for p in (out, err))
     bench = marks["end"] - marks["start"] if len(marks) == 2 else None
@@ -239,6 +241,7 @@ def run_once(engine: str, prog: Program, args: argparse.Namespace) -> tuple[str,
     """One run in a subprocess capped at ``args.cap`` s: ("ok", times) or (status, why)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", engine, prog.name,
            "--tier", args.tier, "--sightglass-dir", str(args.sightglass_dir)]
+    cmd += ["--verify"] if args.verify else []
     try:
         proc = subprocess.run(cmd, cwd=args.sightglass_dir, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=args.cap)
@@ -389,6 +392,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--suite", choices=("pywasm", "sightglass"), default="pywasm",
                         help="pywasm: wasmjit vs pywasm (default); sightglass: wasmjit vs wasmtime")
     parser.add_argument("--tier", choices=TIERS, default="interp", help="wasmjit's tier (default: interp)")
+    parser.add_argument("--verify", action="store_true",
+                        help="wasmjit with Config.verify (verify-before-install; tier tiered)")
     parser.add_argument("--only", metavar="A,B,...",
                         help="only these programs (names as in the table; 'shootout-' may be left out)")
     parser.add_argument("--repeat", type=int, metavar="N",
@@ -409,7 +414,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.worker is None:
         import wasmjit
         try:
-            wasmjit.Config().tier = args.tier
+            config = wasmjit.Config()
+            config.tier = args.tier
+            config.verify = args.verify
+            wasmjit.Engine(config)
         except wasmjit.WasmjitError as err:
             parser.error(str(err))
         if not args.sightglass_dir.is_dir():
@@ -439,7 +447,7 @@ def select(args: argparse.Namespace) -> list[Program]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker is not None:
-        worker(args.worker[0], args.worker[1], args.tier, args.sightglass_dir)
+        worker(args.worker[0], args.worker[1], args.tier, args.sightglass_dir, args.verify)
         return 0
     engines = ("wasmjit", "pywasm") if args.suite == "pywasm" else ("wasmjit", "wasmtime")
     programs = select(args)
@@ -448,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     runnable = [e for e in engines if not (e == "pywasm" and args.skip_pywasm)]
     for prog in programs:
         results[prog.name] = measure(prog, runnable, args)
-    text, geomean = table(args.suite, engines, args.tier, programs, results)
+    shown_tier = args.tier + (" --verify" if args.verify else "")
+    text, geomean = table(args.suite, engines, shown_tier, programs, results)
     print(text)
     print()
     best_of = "/".join(str(n) for n in sorted({repeats(p, args) for p in programs}, reverse=True))
@@ -461,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     for prog_name, engine, res in problems:
         print(f"- {res['status']}: {prog_name} on {engine}: {res['detail']}")
     if args.plot:
-        plot(args.plot, args.suite, args.tier, programs, results, geomean, info)
+        plot(args.plot, args.suite, shown_tier, programs, results, geomean, info)
     if args.json:
         Path(args.json).write_text(json.dumps({"suite": args.suite, "tier": args.tier, "cap": args.cap,
                                                "repeat": args.repeat, "machine": info, "geomean": geomean,

@@ -89,7 +89,7 @@ def test_osr_carries_every_local_and_the_memory(loops: int) -> None:
 
 
 def test_a_failed_compile_keeps_the_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(func: object) -> None:
+    def broken(func: object, check: object = None) -> None:
         raise wasmjit.WasmjitError("injected compiler failure")
 
     monkeypatch.setattr(tier_policy, "compile_function", broken)
