@@ -182,8 +182,9 @@ def worker_main() -> int:
 class Worker:
     """A long-lived ``--worker`` subprocess; restarted after a crash or a timeout."""
 
-    def __init__(self, timeout: float, command: Sequence[str] | None = None) -> None:
+    def __init__(self, timeout: float, command: Sequence[str] | None = None, tier: str | None = None) -> None:
         self.timeout = timeout
+        self.tier = tier  # the engine's tier in the worker (None: the default, tiered)
         # tests replace the command by a script that breaks the engine on purpose
         self.command = list(command or [sys.executable, "-m", "wasmjit.fuzz.mutate", "--worker"])
         self.proc: subprocess.Popen[bytes] | None = None
@@ -193,6 +194,8 @@ class Worker:
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.pop("WASMJIT_TIER", None)
+        if self.tier:
+            env["WASMJIT_TIER"] = self.tier
         return subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
@@ -634,13 +637,14 @@ def predicate_matches(result: dict[str, Any], kind: str, exc_type: str) -> bool:
     return result.get("outcome") == kind
 
 
-def repro_command(path: Path) -> str:
-    return f"{Path(sys.executable).name} -m wasmjit.fuzz.mutate --repro {path}"
+def repro_command(path: Path, tier: str | None = None) -> str:
+    prefix = f"WASMJIT_TIER={tier} " if tier else ""
+    return f"{prefix}{Path(sys.executable).name} -m wasmjit.fuzz.mutate --repro {path}"
 
 
-def run_isolated(data: bytes, timeout: float) -> dict[str, Any]:
+def run_isolated(data: bytes, timeout: float, tier: str | None = None) -> dict[str, Any]:
     """``check(data)`` in a fresh worker process."""
-    worker = Worker(timeout)
+    worker = Worker(timeout, tier=tier)
     try:
         return worker.run(data)
     finally:
@@ -655,7 +659,7 @@ def _is_valid_wasm(data: bytes) -> bool:
 
 
 def shrink_with_wasm_tools(path: Path, kind: str, exc_type: str, timeout: float, attempts: int,
-                           budget: float) -> Path | None:
+                           budget: float, tier: str | None = None) -> Path | None:
     """``wasm-tools shrink`` with a predicate script re-running the input in a fresh process."""
     from ..wat import wasm_tools
 
@@ -665,7 +669,8 @@ def shrink_with_wasm_tools(path: Path, kind: str, exc_type: str, timeout: float,
         root = str(Path(__file__).resolve().parents[2])
         script.write_text("#!/bin/sh\n"
                           f"PYTHONPATH={_sh(root)} exec {_sh(sys.executable)} -m wasmjit.fuzz.mutate "
-                          f"--predicate {_sh(kind)} {_sh(exc_type)} --timeout {timeout} \"$1\"\n")
+                          f"--predicate {_sh(kind)} {_sh(exc_type)} --timeout {timeout} "
+                          + (f"--tier {_sh(tier)} " if tier else "") + "\"$1\"\n")
         script.chmod(0o755)
         try:
             proc = subprocess.run([wasm_tools(), "shrink", "--attempts", str(attempts), str(script),
@@ -703,8 +708,9 @@ class Findings:
     """Writes findings to ``out``; one file per distinct (kind, type, frame) signature."""
 
     def __init__(self, out: Path, shrink: bool, timeout: float, attempts: int, log: Callable[[str], None],
-                 worker_command: Sequence[str] | None = None) -> None:
+                 worker_command: Sequence[str] | None = None, tier: str | None = None) -> None:
         self.worker_command = worker_command
+        self.tier = tier
         self.out = out
         self.shrink = shrink
         self.timeout = timeout
@@ -736,7 +742,7 @@ class Findings:
         self.log(f"FINDING {finding.describe()}\n  input: {path}"
                  + (f"\n  shrunk: {finding.shrunk} ({finding.shrunk.stat().st_size} bytes)"
                     if finding.shrunk else "")
-                 + f"\n  reproduce: {repro_command(finding.shrunk or path)}")
+                 + f"\n  reproduce: {repro_command(finding.shrunk or path, self.tier)}")
         return True
 
     def _shrink(self, finding: Finding, path: Path, data: bytes) -> Path | None:
@@ -744,10 +750,10 @@ class Findings:
         shrunk = None
         if finding.kind != "timeout" and self.worker_command is None and _is_valid_wasm(data):
             shrunk = shrink_with_wasm_tools(path, finding.kind, finding.exc_type, self.timeout,
-                                            self.attempts, budget)
+                                            self.attempts, budget, self.tier)
         if shrunk is not None or finding.kind == "timeout":
             return shrunk
-        worker = Worker(self.timeout, self.worker_command)
+        worker = Worker(self.timeout, self.worker_command, self.tier)
         try:
             small = shrink_bytes(data, lambda d: predicate_matches(worker.run(d), finding.kind,
                                                                    finding.exc_type), budget)
@@ -767,6 +773,8 @@ class Findings:
 class Stats:
     inputs: int = 0
     outcomes: Counter = field(default_factory=Counter)
+    # a few distinct messages of the rarer outcomes, to see what they are
+    examples: dict[str, Counter] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
     def line(self, findings: Findings) -> str:
@@ -804,6 +812,10 @@ def run(args: argparse.Namespace) -> int:
     attempts = int(_arg(args, "shrink_attempts", 200))
     quiet = bool(getattr(args, "quiet", False))
     every = float(_arg(args, "progress", 5.0))
+    tier = getattr(args, "tier", None)
+    tiers = getattr(args, "tiers", None)  # `wasmjit fuzz --mutate --tiers jit`: one tier only
+    if tier is None and tiers and "," not in tiers and tiers != "wasmtime":
+        tier = tiers
 
     def log(text: str) -> None:
         print(text, file=sys.stderr if quiet else sys.stdout, flush=True)
@@ -814,12 +826,12 @@ def run(args: argparse.Namespace) -> int:
         log("error: the corpus is empty")
         return 2
     log(f"mutate: {len(seeds)} seeds ({sum(s.valid for s in seeds)} valid modules), "
-        f"{workers} workers, timeout {timeout:g}s, seed {seed}")
+        f"{workers} workers, timeout {timeout:g}s, seed {seed}, tier {tier or 'default'}")
     gen = Generator(seeds, seed)
     inject = getattr(args, "inject", None)  # tests: extra inputs tried first
     stats = Stats()
     worker_command = getattr(args, "worker_command", None)
-    findings = Findings(out, shrink, timeout, attempts, log, worker_command)
+    findings = Findings(out, shrink, timeout, attempts, log, worker_command, tier)
     deadline = stats.started + seconds
     lock = threading.Lock()
     stop = threading.Event()
@@ -840,7 +852,7 @@ def run(args: argparse.Namespace) -> int:
             return gen.next()
 
     def loop() -> None:
-        worker = Worker(timeout, worker_command)
+        worker = Worker(timeout, worker_command, tier)
         try:
             while (item := take()) is not None:
                 data, recipe = item
@@ -854,6 +866,11 @@ def run(args: argparse.Namespace) -> int:
                                          traceback=result.get("traceback", "")), data)
                 with lock:
                     stats.outcomes[outcome] += 1
+                    if outcome in ("limit", "unsupported", "hang", "trap"):
+                        seen = stats.examples.setdefault(outcome, Counter())
+                        message = result.get("message", "")[:120]
+                        if message in seen or len(seen) < 8:
+                            seen[message] += 1
                     if time.monotonic() - last_line[0] >= every:
                         last_line[0] = time.monotonic()
                         log(stats.line(findings))
@@ -871,10 +888,13 @@ def run(args: argparse.Namespace) -> int:
         for t in threads:
             t.join()
     log(stats.line(findings))
+    for outcome, seen in stats.examples.items():
+        for message, n in seen.most_common(4):
+            log(f"  {outcome} x{n}: {message}")
     if gen.mutate_failures:
         log(f"({gen.mutate_failures} wasm-tools mutate attempts failed and were retried or replaced)")
     for finding in findings.by_signature.values():
-        reproducer = repro_command(finding.shrunk or finding.path)  # type: ignore[arg-type]
+        reproducer = repro_command(finding.shrunk or finding.path, tier)  # type: ignore[arg-type]
         log(f"  {finding.describe()} x{finding.duplicates + 1}: {reproducer}")
     args.stats = stats  # for callers (tests) that want the numbers
     args.findings = list(findings.by_signature.values())
@@ -897,6 +917,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=".wasm/.wast seeds (default: the spec suite plus wasm-tools smith modules)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help="seconds per input (default 10)")
+    parser.add_argument("--tier", choices=("interp", "jit", "tiered"), default=None,
+                        help="the engine's tier in the workers (default: tiered; jit compiles every "
+                             "function at instantiation)")
     parser.add_argument("--workers", type=int, default=WORKERS, help="worker processes (default 2)")
     parser.add_argument("--no-shrink", action="store_true", help="write findings unshrunk")
     parser.add_argument("--shrink-attempts", type=int, default=200, help="wasm-tools shrink --attempts")
@@ -916,7 +939,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.predicate:
         if not args.file:
             return 2
-        result = run_isolated(Path(args.file).read_bytes(), args.timeout)
+        result = run_isolated(Path(args.file).read_bytes(), args.timeout, args.tier)
         return 0 if predicate_matches(result, *args.predicate) else 1
     if args.repro:
         result = check(Path(args.repro).read_bytes())
