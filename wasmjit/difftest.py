@@ -281,7 +281,11 @@ class WasmtimeAdapter(_Adapter):
         self._names = {v: k for k, v in self._kinds.items()}
 
     def make_engine(self, spec: dict) -> Any:
-        return self.api.Engine()
+        config = self.api.Config()
+        # Compile on this thread: in a fork of a process that already used wasmtime, its
+        # compilation thread pool does not exist and a parallel compile waits forever.
+        config.parallel_compilation = False
+        return self.api.Engine(config)
 
     def _text(self, store: Any, raw: Any) -> str:
         t = self._names.get(raw.kind, f"kind{raw.kind}")

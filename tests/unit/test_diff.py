@@ -300,3 +300,14 @@ def test_rows_an_engine_never_reached_are_not_extra_differences() -> None:
     results = {"jit": crashed, "wasmtime": _result("wasmtime", compile="ok", instantiate="ok")}
     [diff] = compare(results)
     assert diff.key == "outcome" and diff.aspect == "crash" and diff.deviants == ("jit",)
+
+
+def test_an_invalid_module_is_an_error_on_every_engine(tmp_path: Path, capsys) -> None:
+    module = tmp_path / "bad.wasm"
+    # a function declared to return i32 whose body is empty: well-formed but invalid
+    module.write_bytes(bytes.fromhex("0061736d01000000" "010501600001 7f".replace(" ", "")
+                                     + "03020100" + "0a040102000b"))
+    code, out, _ = _run(capsys, "--fork", "--tiers", TIERS_ARG, "-v", "--compile-only", str(module))
+    assert code == 0, out
+    assert set(_cells(out, "compile")) == {"error"}
+    assert "call" not in out and "instantiate" not in out
