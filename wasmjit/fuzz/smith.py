@@ -57,8 +57,7 @@ SMITH_FLAGS = (
     # every table has a maximum: how far a table without one may grow is the engine's choice
     # (wasmjit stops at 10M elements, wasmtime spends seconds growing one to 2^29)
     "--max-table-elements", "1000", "--table-max-size-required", "true", "--max-tables", "2",
-    "--max-funcs", "30",
-    "--max-instructions", "200", "--max-data-segments", "5", "--max-element-segments", "5",
+    "--max-funcs", "30", "--max-data-segments", "5", "--max-element-segments", "5",
     # without these most random seeds make modules with no function at all
     "--min-funcs", "5", "--min-types", "3",
 )
@@ -70,6 +69,11 @@ NO_TRAPS = ("--disallow-traps", "true")
 # so whether each engine accepts the module tests the decoders and validators.
 INVALID_FUNCS = ("--allow-invalid-funcs", "true")
 VALIDATE_SHARE = 0.15
+# Variations, each added to a module with probability 1/4: over-long LEB128 encodings, custom
+# sections (a name section among them), long function bodies (the default is at most 100
+# instructions).
+VARIATIONS = (("--min-uleb-size", "3"), ("--generate-custom-sections", "true"),
+              ("--max-instructions", "1000"))
 SHRINK_SECONDS = 600  # a shrink that takes longer is abandoned (the module is kept unshrunk)
 
 
@@ -77,8 +81,8 @@ def smith(seed_bytes: bytes, out: Path, flags: Sequence[str] = ()) -> bool:
     """Write the module ``wasm-tools smith`` makes from ``seed_bytes``; False if it made none."""
     proc = subprocess.run([wasm_tools(), "smith", *SMITH_FLAGS, *flags, "-o", str(out)], input=seed_bytes,
                           capture_output=True)
-    if proc.returncode == 2:  # "failed to generate a module from this seed": rare, try the next
-        return False
+    if proc.returncode == 2 and b"Usage:" not in proc.stderr:
+        return False  # "failed to generate a module from this seed": rare, try the next
     if proc.returncode != 0:
         message = proc.stderr.decode(errors="replace").strip().splitlines()
         raise WasmjitError(f"wasm-tools smith failed: {message[-1] if message else proc.returncode}")
@@ -106,16 +110,17 @@ def export_fuel(module: Path) -> bool:
 def seed_stream(seed: int) -> Any:
     """(seed bytes, extra smith flags, compile only?) of module 0, 1, 2, ... for ``--seed``: 1 to
     32 KiB of seed; :data:`VALIDATE_SHARE` of them only loaded (:data:`INVALID_FUNCS`), the
-    others run (:data:`TERMINATE`), half of these with :data:`NO_TRAPS`."""
+    others run (:data:`TERMINATE`), half of these with :data:`NO_TRAPS`; :data:`VARIATIONS`."""
     rng = random.Random(seed)
     while True:
         size = int(1024 * 2 ** rng.uniform(0, 5))
         choice = rng.random()
+        extra = tuple(flag for variation in VARIATIONS if rng.random() < 0.25 for flag in variation)
         if choice < VALIDATE_SHARE:
-            yield rng.randbytes(size), INVALID_FUNCS, True
+            yield rng.randbytes(size), INVALID_FUNCS + extra, True
         else:
             flags = TERMINATE + (NO_TRAPS if choice < VALIDATE_SHARE + (1 - VALIDATE_SHARE) / 2 else ())
-            yield rng.randbytes(size), flags, False
+            yield rng.randbytes(size), flags + extra, False
 
 
 @dataclass
