@@ -90,16 +90,28 @@ _HELPERS = {
 }
 
 
+# (module, its function types, its global types) of the last module lowered: building those
+# lists anew for each of a module's n functions made compiling them all O(n^2).
+_last_spaces: tuple[Module, list, list] | None = None
+
+
+def _index_spaces(module: Module) -> tuple[list, list]:
+    global _last_spaces
+    if _last_spaces is None or _last_spaces[0] is not module:
+        _last_spaces = (module, module.func_types(), module.global_types())
+    return _last_spaces[1], _last_spaces[2]
+
+
 class Lowerer:
     """Lowers one function; ``run()`` returns the IR."""
 
     def __init__(self, module: Module, info: FuncInfo, name: str = "", osr_loop: int | None = None) -> None:
         self.module = module
         self.info = info
-        self.func_types = module.func_types()
-        self.global_types = module.global_types()
+        self.func_types, self.global_types = _index_spaces(module)
         self.ir = Function(name or f"func[{info.index}]", results=info.type.results)
         self.locals: list[VReg] = []
+        self.local_ids: frozenset[int] = frozenset()  # id() of each local's vreg
         self.stack: list[Value] = []
         self.ctrls: list[Ctrl] = []
         self.offset = 0  # byte offset of the instruction being lowered
@@ -112,6 +124,7 @@ class Lowerer:
         ir, info = self.ir, self.info
         nparams = len(info.type.params)
         self.locals = [ir.new_vreg(t) for t in info.local_types]
+        self.local_ids = frozenset(map(id, self.locals))  # membership without scanning 50,000 locals
         if self.osr_loop is not None:  # every local comes in as a parameter; go to the loop
             ir.params = tuple(self.locals)
             self.osr_label = ir.new_label()
@@ -199,7 +212,7 @@ class Lowerer:
     def detach_locals(self, start: int = 0, local: VReg | None = None) -> None:
         """Replace stack entries (from ``start``) that name ``local`` (any local if None) with
         copies, so a later write of the local or a join cannot change them."""
-        names = set(map(id, self.locals)) if local is None else {id(local)}
+        names = self.local_ids if local is None else {id(local)}
         for i in range(start, len(self.stack)):
             entry = self.stack[i]
             if isinstance(entry, Cmp):
@@ -475,7 +488,7 @@ def _local_set(lw: Lowerer, imm: int, pos: int) -> None:
         return
     last = lw.ir.insts[-1] if lw.ir.insts else None
     if (isinstance(value, VReg) and last is not None and last.defs == (value,) and last.op != "label"
-            and value not in lw.locals and not any(v is value for v in lw.stack)):
+            and id(value) not in lw.local_ids and not any(v is value for v in lw.stack)):
         last.defs = (local,)  # the value was just made: make it in the local directly
     else:
         lw.emit("mov", (local,), (value,))
