@@ -626,9 +626,9 @@ def _start_fork(job: _Job) -> None:
     if pid == 0:  # the child: never returns
         code = 3
         try:
-            import faulthandler
-
-            faulthandler.disable()  # a crash is the outcome, reported by the parent
+            # (faulthandler, if the parent enabled it, stays: disabling it would put back the
+            # handlers from before it was enabled, over those wasmtime may have installed since,
+            # and wasmtime's traps would then kill the worker with SIGILL.)
             os.setsid()
             null = os.open(os.devnull, os.O_RDONLY)
             log = os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
