@@ -73,7 +73,8 @@ class Config:
         self.tier_up_calls, self.tier_up_loops = _tier_up_from_env()
         # Tier ``tiered``: run new native code under Unicorn and the interpreter on recent and edge
         # inputs before installing it (wasmjit.jit.verify); a mismatch keeps the interpreter.
-        self.verify = False
+        # $WASMJIT_VERIFY=1 turns it on.
+        self.verify = os.environ.get("WASMJIT_VERIFY", "0") not in ("", "0")
 
     @property
     def tier(self) -> str | None:

@@ -1,11 +1,11 @@
 """Keystone assembly checked by Capstone: every whitelisted instruction form round-trips through the
 full check, label addresses are recovered, and injected mis-assemblies (Keystone's silent failures
-from jit-research.md section 4) all raise AssemblyError. Run with ``-s`` to see the check speeds."""
+from jit-research.md section 4) all raise AssemblyError.
+(tools/asm_speed.py measures the speed of assembly and checks.)"""
 
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Callable
 
 import pytest
@@ -587,7 +587,7 @@ def test_undecodable_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
         assemble(small_function(), ADDRESS)
 
 
-# --- Speed ---
+# --- A large function ---
 
 
 def big_function(target: int = 5000) -> Masm:
@@ -613,30 +613,13 @@ def big_function(target: int = 5000) -> Masm:
     return m
 
 
-def best_time(run: Callable[[], object], repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def test_speed_on_a_5000_instruction_function() -> None:
+def test_a_5000_instruction_function_assembles_and_passes_the_full_check() -> None:
     m = big_function()
     listing = m.listing()
-    n = m.insn_count
     code, _ = assemble_module._keystone_asm(listing.text, ADDRESS)
-    walk = assemble_module._walk(listing, code, ADDRESS)
-    keystone = best_time(lambda: assemble_module._keystone_asm(listing.text, ADDRESS))
-    cheap = best_time(lambda: assemble_module._walk(listing, code, ADDRESS))
-    full = best_time(lambda: assemble_module._check_operands(listing, code, ADDRESS, walk))
-    total = best_time(lambda: assemble(m, ADDRESS, full=True))
-    print(f"\n{n} instructions, {len(code)} bytes: Keystone {n / keystone:,.0f} insn/s; cheap check "
-          f"{n / cheap:,.0f} insn/s ({1e3 * cheap:.1f} ms); full check {n / full:,.0f} insn/s "
-          f"({1e3 * full:.1f} ms); assemble(full=True) in all {n / total:,.0f} insn/s")
+    assert m.insn_count >= 5000
     assert assemble(m, ADDRESS).code == code
-    assert total < 5.0  # generous: only catches pathological slowdowns
+    assert assemble(m, ADDRESS, full=True).code == code
 
 
 @pytest.mark.parametrize("family", ["mov", "branch", "sse_arith", "data"])

@@ -245,6 +245,7 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 code = proc.wait()
+            _close_pipes(proc)
         if code is not None and code < 0:
             try:
                 how = signal.Signals(-code).name
@@ -264,11 +265,15 @@ class Worker:
             except ProcessLookupError:
                 pass
         proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            try:
-                stream.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
+        _close_pipes(proc)
+
+
+def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            stream.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
 
 
 # --- Is a start function's hang the module's fault? -----------------------------------------
