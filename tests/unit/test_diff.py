@@ -20,10 +20,7 @@ import pytest
 from wasmjit import api, cli, difftest
 from wasmjit.difftest import EngineResult, compare, format_value, nan_class
 
-# Most tests compare the tiers that run compiled code or the interpreter directly; the Unicorn
-# emulator takes seconds per call, so it is in the agreement test (every available tier, a small
-# module) and left out of the others to keep this file fast.
-TIERS = [t for t in api.AVAILABLE_TIERS if t != "unicorn"]
+TIERS = list(api.AVAILABLE_TIERS)
 TIERS_ARG = ",".join(TIERS)
 
 SMALL = """

@@ -15,9 +15,7 @@ from wasmjit import api, cli, difftest
 from wasmjit.fuzz import smith
 from wasmjit.wat import wat2wasm
 
-# The Unicorn emulator takes seconds per call: left out to keep this file fast (test_diff.py runs
-# every available tier).
-TIERS = [t for t in api.AVAILABLE_TIERS if t != "unicorn"]
+TIERS = list(api.AVAILABLE_TIERS)
 
 
 def test_short_run_finds_nothing_and_reports_progress(tmp_path: Path, capsys) -> None:
