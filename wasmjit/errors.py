@@ -56,6 +56,11 @@ class WasmjitTypeError(WasmjitError, TypeError):
     """A host value of the wrong type or an argument count mismatch at the API boundary."""
 
 
+class WasmjitValueError(WasmjitError, ValueError):
+    """An object used after its end: a closed Store, or a Caller after its host call returned
+    (wasmtime-py raises ValueError there)."""
+
+
 class TrapCode(enum.Enum):
     """Why a trap happened; member names are wasmtime-py's ``TrapCode`` names."""
 
@@ -78,6 +83,18 @@ class TrapCode(enum.Enum):
     def message(self) -> str:
         """The spec test suite's text for this trap."""
         return self.value
+
+    @property
+    def wasmtime_text(self) -> str:
+        """How wasmtime words this trap after "wasm trap: " (the spec's text where they agree)."""
+        return _WASMTIME_TEXT.get(self, self.value)
+
+
+_WASMTIME_TEXT = {
+    TrapCode.UNREACHABLE: "wasm `unreachable` instruction executed",
+    TrapCode.TABLE_OUT_OF_BOUNDS: "undefined element: out of bounds table access",
+    TrapCode.UNDEFINED_ELEMENT: "undefined element: out of bounds table access",
+}
 
 
 @dataclass(frozen=True)
@@ -115,14 +132,20 @@ class Trap(WasmjitError):
         """The full text, as ``str(trap)``."""
         return str(self)
 
+    @property
+    def cause(self) -> str:
+        """The text after "Caused by:": "wasm trap: " and wasmtime's wording for a trap with a
+        code; a message alone (``Trap("...")``, a host-defined failure), as wasmtime prints errors."""
+        return self.reason if self.trap_code is None else f"wasm trap: {self.trap_code.wasmtime_text}"
+
     def __str__(self) -> str:
         if not self.frames:
-            return f"wasm trap: {self.reason}"
+            return self.cause
         lines = ["error while executing at wasm backtrace:"]
         for i, frame in enumerate(self.frames[:MAX_PRINTED_FRAMES]):
             name = frame.func_name or f"<wasm function {frame.func_index}>"
             lines.append(f"{i:>5}: {frame.module_offset:>#8x} - {frame.module_name or '<unknown>'}!{name}")
         if len(self.frames) > MAX_PRINTED_FRAMES:
             lines.append(f"      ... {len(self.frames) - MAX_PRINTED_FRAMES} more frames")
-        lines += ["", "Caused by:", f"    wasm trap: {self.reason}", ""]  # ends in a newline, as wasmtime's
+        lines += ["", "Caused by:", f"    {self.cause}", ""]  # ends in a newline, as wasmtime's
         return "\n".join(lines)

@@ -226,7 +226,7 @@ def test_proc_exit_outside_0_to_125_is_a_trap(capfd: pytest.CaptureFixture[str],
     status, out, err = run_in_process(capfd, tier, programs / f"exit{code}.wat")
     assert (status, out) == (EXIT_TRAP, "bye\n")
     assert err.startswith("error: ")
-    assert err.splitlines()[-1] == "    wasm trap: exit with invalid exit status outside of [0..126)"
+    assert err.splitlines()[-1] == "    exit with invalid exit status outside of [0..126)"
 
 
 def test_returning_from_start_exits_0(capfd: pytest.CaptureFixture[str], tier: str, programs: Path) -> None:
@@ -243,7 +243,7 @@ def test_trap_in_start(tier: str, programs: Path) -> None:
     assert lines[0] == "error: error while executing at wasm backtrace:"
     frames = [re.fullmatch(r" +(\d+): +0x[0-9a-f]+ - <unknown>!(.+)", line) for line in lines[1:4]]
     assert [(m.group(1), m.group(2)) for m in frames if m] == [("0", "inner"), ("1", "outer"), ("2", "start")]
-    assert lines[4:] == ["", "Caused by:", "    wasm trap: unreachable"]
+    assert lines[4:] == ["", "Caused by:", "    wasm trap: wasm `unreachable` instruction executed"]
 
 
 @pytest.mark.parametrize(("module", "cause"), [
@@ -284,7 +284,7 @@ def test_unknown_imports_trap_only_when_called(capfd: pytest.CaptureFixture[str]
     assert (status, out) == (EXIT_TRAP, "before\n")
     lines = err.splitlines()
     assert lines[0] == "error: error while executing at wasm backtrace:"
-    assert lines[-1] == "    wasm trap: unknown import: `host::missing` has not been defined"
+    assert lines[-1] == "    unknown import: `host::missing` has not been defined"
 
 
 @pytest.mark.parametrize("module", ["unknown_memory.wat", "unknown_global.wat", "wrong_type.wat"])

@@ -107,7 +107,7 @@ def test_check_classifies_outcomes() -> None:
     assert mutate.check(wat2wasm('(module (import "m" "g" (global i32)))'))["outcome"] == "link"
     result = mutate.check(wat2wasm('(module (import "m" "f" (func)) (start 0))'))  # unknown -> trap
     assert result == {"start": True, "outcome": "trap",
-                      "message": "wasm trap: unknown import: `m::f` has not been defined"}
+                      "message": "unknown import: `m::f` has not been defined"}
     spectest = wat2wasm('(module (import "spectest" "print_i32" (func (param i32))) '
                         '(import "spectest" "memory" (memory 1)) '
                         '(import "spectest" "global_i32" (global i32)) '
