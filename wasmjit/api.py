@@ -28,6 +28,7 @@ from .runtime.instance import instantiate as _instantiate
 from .runtime.memory import PAGE_SIZE, LinearMemory
 from .runtime.store import DEFAULT_MAX_CALL_DEPTH, Function, GlobalInst, HostFunction, TableInst, WasmFunction
 from .runtime.store import Store as _RtStore
+from .runtime.vmctx import EpochCounter
 from .validate import ValidatedModule, validate_module
 from .wasi import FUNCTIONS as WASI_FUNCTIONS
 from .wasi import MODULE_NAME as WASI_MODULE
@@ -75,6 +76,10 @@ class Config:
         # inputs before installing it (wasmjit.jit.verify); a mismatch keeps the interpreter.
         # $WASMJIT_VERIFY=1 turns it on.
         self.verify = os.environ.get("WASMJIT_VERIFY", "0") not in ("", "0")
+        # Resource control, as in wasmtime: fuel (Store.set_fuel) and epoch interruption
+        # (Engine.increment_epoch, Store.set_epoch_deadline), checked in every tier.
+        self.consume_fuel = False
+        self.epoch_interruption = False
 
     @property
     def tier(self) -> str | None:
@@ -99,6 +104,13 @@ class Engine:
         needed = 3 * self.config.max_call_depth + 2000
         if sys.getrecursionlimit() < needed:
             sys.setrecursionlimit(needed)
+        self._epoch = EpochCounter()
+
+    def increment_epoch(self) -> None:
+        """Advance this engine's epoch by one (safe from any thread): wasm in a store with
+        ``epoch_interruption`` traps at its next function entry or loop header once the epoch
+        reaches the store's deadline."""
+        self._epoch.increment()
 
     def install(self, func: WasmFunction) -> None:
         """Fill a new function's tier slot according to this engine's tier: the interpreter, or
@@ -424,11 +436,37 @@ class Store:
     def __init__(self, engine: Engine | None = None, data: Any = None) -> None:
         self.engine = engine or Engine()
         self._data = data
-        self._store = _RtStore(self.engine.config.max_call_depth)
+        config = self.engine.config
+        self._store = _RtStore(config.max_call_depth, consume_fuel=bool(config.consume_fuel),
+                               epoch=self.engine._epoch if config.epoch_interruption else None)
         self._wasi: WasiContext | None = None
 
     def data(self) -> Any:
         return self._data
+
+    def set_fuel(self, fuel: int) -> None:
+        """Give wasm ``fuel`` units to run on (one per instruction, as in wasmtime)."""
+        self._fuel_enabled()
+        if not isinstance(fuel, int) or fuel < 0:
+            raise WasmjitTypeError(f"fuel must be a non-negative integer, found {fuel!r}")
+        self._store.set_fuel(fuel)
+
+    def get_fuel(self) -> int:
+        """Fuel left."""
+        self._fuel_enabled()
+        return self._store.get_fuel()
+
+    def _fuel_enabled(self) -> None:
+        if not self._store.consume_fuel:
+            raise WasmjitError("fuel is not configured in this store")
+
+    def set_epoch_deadline(self, ticks_beyond_current: int) -> None:
+        """Trap wasm in this store once the engine's epoch is ``ticks_beyond_current`` past its
+        current value (needs ``Config.epoch_interruption``)."""
+        if not isinstance(ticks_beyond_current, int) or ticks_beyond_current < 0:
+            raise WasmjitTypeError(f"ticks must be a non-negative integer, found {ticks_beyond_current!r}")
+        epoch = self.engine._epoch.cell.value
+        self._store.vm.epoch_deadline = min(epoch + ticks_beyond_current, (1 << 64) - 1)
 
     def set_wasi(self, wasi: WasiConfig) -> None:
         """Give WASI functions defined by ``Linker.define_wasi`` this configuration."""

@@ -48,6 +48,19 @@ REF_TYPES = (FUNCREF, EXTERNREF)
 VALTYPE_BYTES = {0x7F: I32, 0x7E: I64, 0x7D: F32, 0x7C: F64, 0x7B: V128, 0x70: FUNCREF, 0x6F: EXTERNREF}
 VALTYPE_CODES = {name: code for code, name in VALTYPE_BYTES.items()}
 
+# Fuel: free instructions, and those that end a run of instructions charged together. On top,
+# wasmtime charges one unit at every function entry.
+FUEL_FREE = frozenset({"nop", "drop", "block", "loop", "unreachable", "return", "else", "end"})
+FUEL_BLOCK_ENDS = frozenset({"loop", "if", "else", "end", "br", "br_if", "br_table", "call",
+                             "call_indirect", "return", "unreachable"})
+# Instructions that also charge one unit per byte, element or page they handle (their last
+# operand). When an ``i32.const`` right before gives that count, it is charged with the other
+# instructions; otherwise the instruction ends a run, and after it succeeds (a grow: if it grew)
+# its count is charged and the fuel checked. See ``constant_items``.
+FUEL_PER_ITEM = frozenset({"memory.grow", "memory.fill", "memory.copy", "memory.init", "table.grow",
+                           "table.fill", "table.copy", "table.init"})
+FUEL_PER_CALL = 1
+
 PREFIX_FC = 0xFC
 PREFIX_FD = 0xFD
 
@@ -81,6 +94,22 @@ class Op:
     def prefix(self) -> int:
         """0 for one-byte opcodes, else 0xFC or 0xFD."""
         return self.code >> 16
+
+    @property
+    def fuel(self) -> int:
+        """Fuel units this instruction costs (Config.consume_fuel), as in wasmtime: one, except
+        instructions that generate no code or only move control."""
+        return 0 if self.name in FUEL_FREE else 1
+
+    @property
+    def fuel_per_item(self) -> bool:
+        return self.name in FUEL_PER_ITEM
+
+    @property
+    def ends_fuel_block(self) -> bool:
+        """Whether wasmtime adds the fuel counted so far to the store's counter here (the end of
+        a basic block); every tier charges the instructions between two such points together."""
+        return self.name in FUEL_BLOCK_ENDS
 
     @property
     def is_simd(self) -> bool:
@@ -576,3 +605,11 @@ BY_CODE: dict[int, Op] = {op.code: op for op in OPS}
 BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 # One-byte opcodes indexed directly, for the decoder's hot loop (None = illegal opcode).
 SINGLE_BYTE: list[Op | None] = [BY_CODE.get(b) for b in range(256)]
+
+
+def constant_items(body: list, i: int) -> int | None:
+    """For the per-item instruction at ``body[i]`` (decoded ``(op, imm, offset)`` entries): the
+    count it handles when an ``i32.const`` pushes it right before, else None (known at run time)."""
+    if i > 0 and body[i - 1][0].name == "i32.const":
+        return body[i - 1][1] & 0xFFFFFFFF
+    return None

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import Trap, TrapCode
 from ..runtime import instance as rt
 from ..runtime.memory import LinearMemory
+from ..runtime import vmctx as V
 from ..runtime.store import Function, GlobalInst, HostFunction, TableInst
 from .templates import OsrRequest
 
@@ -110,6 +111,75 @@ def _exit(R: list) -> int:
 def exit_() -> Handler:
     """Leave the function: its results are in the first stack slots."""
     return _exit
+
+
+# --- Fuel and epochs (VMStore words, shared with native code) --------------------------------
+
+FUEL, FUEL_SAVED, DEADLINE = V.STORE_FUEL // 8, V.STORE_FUEL_SAVED // 8, V.STORE_EPOCH_DEADLINE // 8
+
+
+def fuel_charge(words: memoryview, cost: int, n: int) -> Handler:
+    """Charge a run of instructions that always execute together (at its start)."""
+    def fuel_charge(R: list) -> int:
+        words[FUEL] -= cost
+        return n
+    return fuel_charge
+
+
+def fuel_check(words: memoryview, cost: int, n: int) -> Handler:
+    """A function entry (``cost``: the entry's charge) or a loop header (0): trap once no fuel
+    is left."""
+    def fuel_check(R: list) -> int:
+        left = words[FUEL] - cost
+        words[FUEL] = left
+        if left <= 0:
+            raise Trap(TrapCode.OUT_OF_FUEL)
+        return n
+    return fuel_check
+
+
+def fuel_per_item(words: memoryview, count: int, grows: bool, factory: Callable[..., Handler],
+                  *args: Any) -> Handler:
+    """The handler ``factory(*args)`` of a bulk or grow instruction, then a charge of the items
+    it handled (the operand in slot ``count``) and a fuel check (not after a failed grow)."""
+    inner = factory(*args)
+    result = count - 1 if grows and factory is table_grow else count
+
+    def fuel_per_item(R: list) -> int:
+        items = R[count]
+        n = inner(R)
+        if grows and R[result] == M32:
+            return n  # a failed grow charges and checks nothing
+        left = words[FUEL] - items
+        words[FUEL] = left
+        if left <= 0:
+            raise Trap(TrapCode.OUT_OF_FUEL)
+        return n
+    return fuel_per_item
+
+
+def fuel_save(words: memoryview, n: int) -> Handler:
+    """Before a call or ``unreachable``: what is charged so far survives a trap."""
+    def fuel_save(R: list) -> int:
+        words[FUEL_SAVED] = words[FUEL]
+        return n
+    return fuel_save
+
+
+def fuel_exit(words: memoryview) -> Handler:
+    def fuel_exit(R: list) -> int:
+        words[FUEL_SAVED] = words[FUEL]
+        return 0
+    return fuel_exit
+
+
+def epoch_check(epoch: memoryview, uwords: memoryview, n: int) -> Handler:
+    """A function entry or loop header: trap once the engine's epoch reaches the deadline."""
+    def epoch_check(R: list) -> int:
+        if epoch[0] >= uwords[DEADLINE]:
+            raise Trap(TrapCode.INTERRUPT)
+        return n
+    return epoch_check
 
 
 def unreachable(n: int) -> Handler:

@@ -99,6 +99,7 @@ def make_entry(func: WasmFunction, code: InterpCode, hot: HotHook | None = None,
                         return results
                     pc = request.target
         except Trap as trap:
+            store.after_trap(trap.trap_code)
             trap.frames.append(frame(func, code, pc))
             raise
         finally:

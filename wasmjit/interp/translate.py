@@ -97,6 +97,11 @@ class Translator:
         self.live = True
         self.producer: _Producer | None = None
         self.offset = 0
+        store = func.store
+        self.fuel, self.epoch = store.consume_fuel, store.epoch_interruption
+        self.words, self.uwords, self.epoch_words = store.words, store.uwords, store.epoch.words
+        self.charge: int | None = None  # spec index of the open run's fuel charge
+        self.charge_cost = 0
 
     # --- emission ---
 
@@ -105,6 +110,40 @@ class Translator:
         self.offsets.append(self.offset)
         self.producer = None
         return len(self.specs) - 1
+
+    def checks(self, fuel_cost: int) -> None:
+        """Fuel and epoch checks of a function entry (charging ``fuel_cost``) or loop header."""
+        if self.fuel:
+            self.emit(H.fuel_check, self.words, fuel_cost, NEXT)
+        if self.epoch:
+            self.emit(H.epoch_check, self.epoch_words, self.uwords, NEXT)
+
+    def fuel_save(self) -> None:
+        if self.fuel:
+            self.emit(H.fuel_save, self.words, NEXT)
+
+    def count_fuel(self, op: O.Op, i: int) -> bool:
+        """Before ``op`` (``body[i]``): open a run of instructions charged together (its charge
+        runs first, the cost is filled in when the run ends) and count ``op`` in it. Whether the
+        run ends after ``op``."""
+        cost = op.fuel
+        ends = op.ends_fuel_block
+        if op.fuel_per_item:
+            items = O.constant_items(self.info.body, i)
+            if items is None:
+                ends = True
+            else:
+                cost += items
+        if cost:
+            if self.charge is None:
+                self.charge = self.emit(H.fuel_charge, self.words, 0, NEXT)
+            self.charge_cost += cost
+        return ends
+
+    def end_fuel_run(self) -> None:
+        if self.charge is not None:
+            self.specs[self.charge] = (H.fuel_charge, (self.words, self.charge_cost, NEXT))
+            self.charge, self.charge_cost = None, 0
 
     def bind(self, label: Label) -> None:
         label.pc = len(self.specs) + 1  # pc 0 is the exit; spec i runs at pc i + 1
@@ -191,6 +230,8 @@ class Translator:
         ftype = info.type
         self.ctls.append(_Ctl("func", 0, 0, len(ftype.results), Label(), None, True))
         body, ends = info.body, info.ends
+        self.checks(O.FUEL_PER_CALL)
+        fuel = self.fuel
         i, last = 0, len(body)
         while i < last:
             op, imm, self.offset = body[i]
@@ -199,6 +240,7 @@ class Translator:
                 # Dead code: skip it, including whole nested blocks.
                 i = ends[i] + 1 if name in ("block", "loop", "if") else i + 1
                 continue
+            run_ends = self.count_fuel(op, i) if fuel and self.live else op.ends_fuel_block
             handler = _HANDLERS.get(name)
             if handler is not None:
                 handler(self, i, imm)
@@ -206,6 +248,8 @@ class Translator:
                 self.memory_access(op, imm)
             else:
                 self.numeric(op)
+            if fuel and run_ends:
+                self.end_fuel_run()
             i += 1
         template = [DEFAULTS[t] for t in info.local_types[len(ftype.params):]]
         template += [None] * (info.max_height + 1)
@@ -273,6 +317,7 @@ def _resolve(arg: Any, pc: int) -> Any:
 
 
 def _unreachable(t: Translator, i: int, imm: Any) -> None:
+    t.fuel_save()
     t.emit(H.unreachable, NEXT)
     t.live = False
 
@@ -304,6 +349,7 @@ def _open(t: Translator, i: int, imm: Any) -> None:
         if op_name == "loop":
             t.bind(ctl.label)
             t.loops.append((ctl.label, i))
+            t.checks(0)
     t.ctls.append(ctl)
 
 
@@ -332,8 +378,11 @@ def _end(t: Translator, i: int, imm: Any) -> None:
         t.bind(ctl.label)
     _canonical(t, ctl.height + ctl.nresults)
     t.live = ctl.live_in
-    if ctl.kind == "func":
-        t.emit(H.exit_)  # the results are in the first slots
+    if ctl.kind == "func":  # the results are in the first slots
+        if t.fuel:
+            t.emit(H.fuel_exit, t.words)
+        else:
+            t.emit(H.exit_)
 
 
 def _label(t: Translator, depth: int) -> _Ctl:
@@ -394,6 +443,7 @@ def _call(t: Translator, i: int, imm: int) -> None:
     nargs, nresults = len(callee.type.params), len(callee.type.results)
     base = t.materialize_top(nargs)
     del t.stack[len(t.stack) - nargs:]
+    t.fuel_save()
     if isinstance(callee, HostFunction):
         t.emit(H.call_host, callee, t.inst, base, nargs, nresults, NEXT)
     else:
@@ -408,6 +458,7 @@ def _call_indirect(t: Translator, i: int, imm: tuple[int, int]) -> None:
     index = t.pop_register()
     base = t.materialize_top(nargs)
     del t.stack[len(t.stack) - nargs:]
+    t.fuel_save()
     t.emit(H.call_indirect, t.func.store.funcs, t.inst, t.inst.tables[table_index],
            t.inst.type_ids[type_index], index, base, nargs, nresults, NEXT)
     t.stack.extend(range(base, base + nresults))
@@ -486,7 +537,11 @@ def _operands_then(factory: Callable[..., Any], count: int, pushes: int, *extra:
     def handler(t: Translator, i: int, imm: Any) -> None:
         base = t.materialize_top(count)
         del t.stack[len(t.stack) - count:]
-        t.emit(factory, base, *(arg(t, imm) for arg in extra), NEXT)
+        args = (base, *(arg(t, imm) for arg in extra), NEXT)
+        if t.fuel and t.info.body[i][0].fuel_per_item and O.constant_items(t.info.body, i) is None:
+            t.emit(H.fuel_per_item, t.words, base + count - 1, pushes == 1, factory, *args)
+        else:
+            t.emit(factory, *args)
         t.stack.extend(range(base, base + pushes))
     return handler
 

@@ -468,6 +468,62 @@ def _trap(g: CodeGen, inst: Inst) -> None:
     g.m.jmp(g.stub(inst.attrs["code"], inst))
 
 
+# --- fuel and epochs (Config.consume_fuel / epoch_interruption; r10, r11 as scratch) ---------
+
+
+def _fuel_charge(g: CodeGen, inst: Inst) -> None:
+    """Charge a run of instructions that execute together, at its start."""
+    if inst.attrs["cost"]:
+        g.m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
+        g.m.sub(Mem(R11, disp=V.STORE_FUEL), inst.attrs["cost"])
+
+
+def _fuel_check(g: CodeGen, inst: Inst) -> None:
+    """A function entry (charging its cost) or a loop header: trap once no fuel is left."""
+    m = g.m
+    m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
+    if inst.attrs["cost"]:
+        m.sub(Mem(R11, disp=V.STORE_FUEL), inst.attrs["cost"])
+    else:
+        m.cmp(Mem(R11, disp=V.STORE_FUEL), 0)
+    m.jcc(Cond.LE, g.stub(TrapCode.OUT_OF_FUEL, inst))
+
+
+def _fuel_per_item(g: CodeGen, inst: Inst) -> None:
+    """After a bulk or grow instruction: charge the items it handled (uses[0]), then check the
+    fuel; nothing when the grow whose result is uses[1] failed."""
+    m = g.m
+    failed = m.new_label("nogrow")
+    if len(inst.uses) > 1:
+        m.cmp(g.int_reg(inst.uses[1], 4, R11), -1)
+        m.jcc(Cond.E, failed)
+    items = g.int_reg(inst.uses[0], 4, R10)
+    if items != R10.r32:
+        m.mov(R10.r32, items)  # zero-extends
+    m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
+    m.sub(Mem(R11, disp=V.STORE_FUEL), R10)
+    m.jcc(Cond.LE, g.stub(TrapCode.OUT_OF_FUEL, inst))
+    m.bind(failed)
+
+
+def _fuel_save(g: CodeGen, inst: Inst) -> None:
+    """Before a call, return or trap: what was charged so far survives a later trap."""
+    m = g.m
+    m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
+    m.mov(R10, Mem(R11, disp=V.STORE_FUEL))
+    m.mov(Mem(R11, disp=V.STORE_FUEL_SAVED), R10)
+
+
+def _epoch_check(g: CodeGen, inst: Inst) -> None:
+    """A function entry or loop header: trap once the engine's epoch reaches the deadline."""
+    m = g.m
+    m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
+    m.mov(R10, Mem(R11, disp=V.STORE_EPOCH_PTR))
+    m.mov(R10, Mem(R10))
+    m.cmp(R10, Mem(R11, disp=V.STORE_EPOCH_DEADLINE))
+    m.jcc(Cond.AE, g.stub(TrapCode.INTERRUPT, inst))
+
+
 # --- comparisons and branches ---
 
 _INT_CONDS = {"eq": Cond.E, "ne": Cond.NE, "lt_s": Cond.L, "lt_u": Cond.B, "gt_s": Cond.G, "gt_u": Cond.A,
@@ -1314,6 +1370,9 @@ def _trunc(g: CodeGen, inst: Inst) -> None:
 
 _EMITTERS: dict[str, Emitter] = {
     "label": _label, "mov": _mov, "jmp": _jmp, "ret": _ret, "trap": _trap, "cmp_br": _cmp_br,
+    "fuel_charge": _fuel_charge, "fuel_check": _fuel_check, "fuel_save": _fuel_save,
+    "fuel_per_item": _fuel_per_item,
+    "epoch_check": _epoch_check,
     "br_if": _br_test(False), "br_unless": _br_test(True), "br_table": _br_table, "select": _select,
     "cmp_select": _cmp_select, "load": _load, "store": _store, "global_get": _global_get,
     "global_set": _global_set, "memory_size": _memory_size, "call": _call, "call_indirect": _call_indirect,

@@ -31,7 +31,7 @@ from .. import opcodes as O
 from ..errors import TrapCode, UnsupportedError
 from ..structure import FuncType, Module
 from ..validate.func import FuncInfo
-from .ir import Function, Label, Operand, VReg
+from .ir import Function, Inst, Label, Operand, VReg
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,8 @@ def _index_spaces(module: Module) -> tuple[list, list]:
 class Lowerer:
     """Lowers one function; ``run()`` returns the IR."""
 
-    def __init__(self, module: Module, info: FuncInfo, name: str = "", osr_loop: int | None = None) -> None:
+    def __init__(self, module: Module, info: FuncInfo, name: str = "", osr_loop: int | None = None,
+                 fuel: bool = False, epoch: bool = False) -> None:
         self.module = module
         self.info = info
         self.func_types, self.global_types = _index_spaces(module)
@@ -117,6 +118,9 @@ class Lowerer:
         self.offset = 0  # byte offset of the instruction being lowered
         self.osr_loop = osr_loop  # lower an on-stack-replacement entry at this loop instruction
         self.osr_label: Label | None = None
+        self.fuel, self.epoch = fuel, epoch  # Config.consume_fuel / epoch_interruption
+        self.charge: Inst | None = None  # the open run's fuel_charge (cost filled in at its end)
+        self.pos = 0  # index of the instruction being lowered
 
     # --- the pass ---
 
@@ -133,6 +137,7 @@ class Lowerer:
             ir.params = tuple(self.locals[:nparams])
             for local in self.locals[nparams:]:
                 self.emit("mov", (local,), (0,))
+            self.checks(O.FUEL_PER_CALL)
         end = ir.new_label()
         results = [ir.new_vreg(t) for t in info.type.results]
         self.ctrls.append(Ctrl("func", end, results, results, 0))
@@ -145,9 +150,45 @@ class Lowerer:
                     pos = info.ends[pos]  # skip the whole dead construct, its end included
                 pos += 1
                 continue
-            self.visit(op, imm, pos)
+            self.pos = pos
+            if self.fuel and self.count_fuel(op, pos):
+                self.visit(op, imm, pos)
+                self.charge = None
+            else:
+                self.visit(op, imm, pos)
             pos += 1
         return ir
+
+    # --- fuel and epochs ---
+
+    def checks(self, fuel_cost: int) -> None:
+        """Fuel and epoch checks at a function entry (charging ``fuel_cost``) or loop header."""
+        if self.fuel:
+            self.emit("fuel_check", cost=fuel_cost)
+        if self.epoch:
+            self.emit("epoch_check")
+
+    def count_fuel(self, op: O.Op, pos: int) -> bool:
+        """A run of instructions that execute together is charged once, at its start. Whether
+        the run ends after ``op`` (``body[pos]``)."""
+        cost = op.fuel
+        ends = op.ends_fuel_block
+        if op.fuel_per_item:
+            items = O.constant_items(self.info.body, pos)
+            if items is None:
+                ends = True
+            else:
+                cost += items
+        if cost:
+            if self.charge is None:
+                self.charge = self.ir.emit("fuel_charge", wasm_offset=self.offset, cost=0)
+            self.charge.attrs["cost"] += cost
+        return ends
+
+    def fuel_save(self) -> None:
+        """Before a call, return or trap: the fuel charged so far survives a trap."""
+        if self.fuel:
+            self.emit("fuel_save")
 
     def visit(self, op: O.Op, imm: Any, pos: int) -> None:
         ident = op.ident
@@ -258,6 +299,7 @@ class Lowerer:
             self.copy_into(params)
             self.stack[height:] = params
             self.ir.place(header)
+            self.checks(0)
             self.ctrls.append(Ctrl("loop", header, params, results, height))
             return
         ctrl = Ctrl(kind, self.ir.new_label(), results, results, height)
@@ -313,6 +355,9 @@ class Lowerer:
         uses = tuple(self.pop_operand() for _ in params)[::-1]
         defs = tuple(self.ir.new_vreg(t) for t in results)
         self.emit("helper", defs, uses, name=name, imm=imm)
+        if self.fuel and op.fuel_per_item and O.constant_items(self.info.body, self.pos) is None:
+            # charge what it handled (a grow: if it grew) and check
+            self.emit("fuel_per_item", (), (uses[-1], *defs))
         self.stack.extend(defs)
 
 
@@ -348,6 +393,7 @@ def _nop(lw: Lowerer, imm: Any, pos: int) -> None:
 
 
 def _unreachable(lw: Lowerer, imm: Any, pos: int) -> None:
+    lw.fuel_save()
     lw.emit("trap", code=TrapCode.UNREACHABLE)
     lw.set_unreachable()
 
@@ -386,6 +432,7 @@ def _end(lw: Lowerer, imm: Any, pos: int) -> None:
     lw.ctrls.pop()
     if ctrl.kind == "func":
         if reachable:
+            lw.fuel_save()
             lw.emit("ret", (), tuple(ctrl.results))
     elif not reachable:
         lw.set_unreachable()
@@ -433,6 +480,7 @@ def _br_table(lw: Lowerer, imm: tuple[tuple[int, ...], int], pos: int) -> None:
 def _return(lw: Lowerer, imm: Any, pos: int) -> None:
     func = lw.ctrls[0]
     values = tuple(lw.materialize(v) for v in lw.stack[len(lw.stack) - len(func.results):])
+    lw.fuel_save()
     lw.emit("ret", (), values)
     lw.set_unreachable()
 
@@ -451,6 +499,7 @@ def _call_indirect(lw: Lowerer, imm: tuple[int, int], pos: int) -> None:
 def _call_with(lw: Lowerer, ftype: FuncType, op: str, extra: tuple[Operand, ...], **attrs: Any) -> None:
     args = tuple(lw.pop_operand() for _ in ftype.params)[::-1]
     defs = tuple(lw.ir.new_vreg(t) for t in ftype.results)
+    lw.fuel_save()
     lw.emit(op, defs, args + extra, **attrs)
     lw.stack.extend(defs)
 
@@ -557,7 +606,8 @@ _VISITORS: dict[str, Callable[[Lowerer, Any, int], None]] = {
 }
 
 
-def lower(module: Module, info: FuncInfo, name: str = "", osr_loop: int | None = None) -> Function:
+def lower(module: Module, info: FuncInfo, name: str = "", osr_loop: int | None = None,
+          fuel: bool = False, epoch: bool = False) -> Function:
     """The IR of one validated function; with ``osr_loop`` (the index of a ``loop`` instruction),
     a variant that takes every local as a parameter and starts at that loop's header."""
-    return Lowerer(module, info, name, osr_loop).run()
+    return Lowerer(module, info, name, osr_loop, fuel, epoch).run()

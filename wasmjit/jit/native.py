@@ -417,7 +417,9 @@ def _compile(func: WasmFunction, state: NativeStore, full_check: bool, osr_loop:
     inst = func.instance
     module = inst.module
     info = func.info
-    ir = lower(module, info, func.name or f"func[{func.index}]", osr_loop)
+    store = func.store
+    ir = lower(module, info, func.name or f"func[{func.index}]", osr_loop, store.consume_fuel,
+               store.epoch_interruption)
     codegen.legalize(ir)
     alloc = allocate(ir, codegen.ALLOCATABLE_GPRS, codegen.ALLOCATABLE_XMMS)
     arrays = func.store.func_arrays
@@ -492,6 +494,7 @@ def _trap_from(state: NativeStore, status: int) -> BaseException:
         exc, state.pending = state.pending, None
         return exc if exc is not None else Trap("lost host exception")
     code = codegen.TRAP_BY_NUMBER[status]
+    state.store.after_trap(code)
     trap = Trap(code)
     # A call that would go too deep traps in its prologue: like the interpreter, the backtrace
     # holds the activations that exist, not the one that could not start.

@@ -17,9 +17,9 @@ from array import array
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import WasmjitError
+from ..errors import TrapCode, WasmjitError
 from ..structure import FuncType, GlobalType
-from .vmctx import MAX_FUNCS, FuncArrays, VMStore, VMTable
+from .vmctx import MAX_FUNCS, EpochCounter, FuncArrays, VMStore, VMTable
 
 if TYPE_CHECKING:
     from .instance import Instance
@@ -154,7 +154,8 @@ class TableInst:
 class Store:
     """All runtime objects of one store, plus execution state shared by its tiers."""
 
-    def __init__(self, max_call_depth: int = DEFAULT_MAX_CALL_DEPTH) -> None:
+    def __init__(self, max_call_depth: int = DEFAULT_MAX_CALL_DEPTH, consume_fuel: bool = False,
+                 epoch: EpochCounter | None = None) -> None:
         self.funcs: list[Function] = []  # handle - 1 -> function
         self.externs: list[Any] = []  # handle - 1 -> host object
         self._extern_ids: dict[int, int] = {}
@@ -167,6 +168,35 @@ class Store:
         self.func_arrays = FuncArrays()
         self.func_arrays.fill(self.vm)
         self.default_code = 0  # code slot of a function not compiled yet (set once native code runs)
+        # Fuel and epochs: every tier charges and checks them in the VMStore (``words`` views it
+        # as signed and ``uwords`` as unsigned 64-bit words for the interpreter).
+        self.consume_fuel = consume_fuel
+        self.fuel_reserve = 0  # fuel beyond what the signed 64-bit counter holds
+        self.epoch_interruption = epoch is not None
+        self.epoch = epoch or EpochCounter()
+        self.vm.epoch_ptr = self.epoch.address
+        self.words = memoryview(self.vm).cast("B").cast("q")
+        self.uwords = memoryview(self.vm).cast("B").cast("Q")
+
+    def set_fuel(self, fuel: int) -> None:
+        injected = min(fuel, (1 << 63) - 1)
+        self.fuel_reserve = fuel - injected
+        self.vm.fuel = self.vm.fuel_saved = injected
+
+    def get_fuel(self) -> int:
+        """Fuel left: never negative, though straight-line code may run past zero before the next
+        check (a function entry or loop header) traps."""
+        return max(0, self.fuel_reserve + self.vm.fuel)
+
+    def after_trap(self, code: TrapCode | None) -> None:
+        """A trap leaves wasm: fuel charged since the last call, return or unreachable is not
+        counted (wasmtime keeps that count in a register), except when fuel ran out."""
+        if not self.consume_fuel:
+            return
+        if code is TrapCode.OUT_OF_FUEL:
+            self.vm.fuel_saved = self.vm.fuel
+        else:
+            self.vm.fuel = self.vm.fuel_saved
 
     def add_func(self, func: Function) -> int:
         """Register ``func``; its handle (also its index in the native function arrays)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import threading
 
 u64 = ctypes.c_uint64
 u32 = ctypes.c_uint32
@@ -46,9 +47,11 @@ class VMStore(ctypes.Structure):
         ("host_callback", u64),  # C function: calls a non-native function (interpreter or host)
         ("helper_callback", u64),  # C function: runs a runtime helper (memory.grow, bulk ops...)
         ("trap_callback", u64),  # C function: records a trap's backtrace while its stack is intact
-        ("epoch", u64),
-        ("epoch_deadline", u64),
-        ("fuel", ctypes.c_int64),
+        ("epoch_ptr", u64),  # -> u64: the engine's epoch (engine.increment_epoch() adds one)
+        ("epoch_deadline", u64),  # INTERRUPT trap at a function entry or loop header once reached
+        ("fuel", ctypes.c_int64),  # fuel left (consume_fuel): charged per basic block
+        ("fuel_saved", ctypes.c_int64),  # fuel at the last call, return or unreachable: a trap
+        # loses what was charged since (as wasmtime, whose fuel counter lives in a register)
         ("func_code", u64),  # -> u64[MAX_FUNCS]: code address per function handle
         ("func_vmctx", u64),  # -> u64[MAX_FUNCS]: the function's instance vmctx (0: host function)
         ("func_type", u64),  # -> u32[MAX_FUNCS]: canonical type id per function handle
@@ -84,6 +87,22 @@ class FuncArrays:
                                                                                     self.type))
 
 
+class EpochCounter:
+    """An engine's epoch: one u64 on a page of its own (native code reads it through
+    ``VMStore.epoch_ptr``; Unicorn maps the page). ``increment`` may run on any thread."""
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self.cell = u64.from_buffer(self._map)
+        self.address = ctypes.addressof(self.cell)
+        self.words = memoryview(self._map).cast("Q")  # words[0] is the epoch, for the interpreter
+        self._lock = threading.Lock()
+
+    def increment(self) -> None:
+        with self._lock:  # readers need no lock: an aligned 8-byte store is atomic on x86-64
+            self.cell.value += 1
+
+
 def _offsets(struct: type[ctypes.Structure]) -> dict[str, int]:
     return {name: getattr(struct, name).offset for name, _ in struct._fields_}
 
@@ -108,9 +127,10 @@ STORE_TRAP_OFFSET = STORE_OFFSETS["trap_offset"]
 STORE_HOST_CALLBACK = STORE_OFFSETS["host_callback"]
 STORE_HELPER_CALLBACK = STORE_OFFSETS["helper_callback"]
 STORE_TRAP_CALLBACK = STORE_OFFSETS["trap_callback"]
-STORE_EPOCH = STORE_OFFSETS["epoch"]
+STORE_EPOCH_PTR = STORE_OFFSETS["epoch_ptr"]
 STORE_EPOCH_DEADLINE = STORE_OFFSETS["epoch_deadline"]
 STORE_FUEL = STORE_OFFSETS["fuel"]
+STORE_FUEL_SAVED = STORE_OFFSETS["fuel_saved"]
 STORE_FUNC_CODE = STORE_OFFSETS["func_code"]
 STORE_FUNC_VMCTX = STORE_OFFSETS["func_vmctx"]
 STORE_FUNC_TYPE = STORE_OFFSETS["func_type"]
