@@ -135,12 +135,14 @@ Hooks = tuple[Callable[[], None], Callable[[], None]]
 
 
 def run_wasmtime_api(mod: Any, tier: str | None, prog: Program, wasm: bytes, hooks: Hooks,
-                     out: Path, err: Path, cwd: Path, verify: bool = False) -> tuple[Any, int | None]:
-    """Run on wasmjit or wasmtime-py (``mod``), which share wasmtime-py's API; (result, exit status)."""
+                     out: Path, err: Path, cwd: Path, verify: dict | None = None) -> tuple[Any, int | None]:
+    """Run on wasmjit or wasmtime-py (``mod``), which share wasmtime-py's API; (result, exit status).
+    With ``verify`` (a dict), wasmjit verifies code before installing it and the dict receives
+    what verification cost (see ``verification``)."""
     config = mod.Config()
     if tier is not None:
         config.tier = tier
-    if verify:
+    if verify is not None:
         config.verify = True
     engine = mod.Engine(config)
     store = mod.Store(engine)
@@ -159,6 +161,21 @@ def run_wasmtime_api(mod: Any, tier: str | None, prog: Program, wasm: bytes, hoo
         return entry(store), None
     except mod.ExitTrap as exit_:
         return None, exit_.code
+    finally:
+        if verify is not None:
+            verify.update(verification(store))
+
+
+def verification(store: Any) -> dict[str, Any]:
+    """What verify-before-install did in a wasmjit store: functions verified and failed, inputs
+    compared and skipped, seconds spent."""
+    funcs = [f for f in store._store.funcs if getattr(f, "verify_report", None) is not None]
+    failed = sum(type(getattr(f, "compile_error", None)).__name__ == "VerificationError"
+                 for f in store._store.funcs)
+    return {"functions": len(funcs), "failed": failed,
+            "inputs": sum(f.verify_report.inputs for f in funcs),
+            "skipped": sum(f.verify_report.inconclusive for f in funcs),
+            "seconds": sum(f.verify_report.seconds for f in funcs)}
 
 
 def run_pywasm(prog: Program, wasm: bytes, hooks: Hooks, out: Path, err: Path,
@@ -188,7 +205,7 @@ def run_pywasm(prog: Program, wasm: bytes, hooks: Hooks, out: Path, err: Path,
 
 
 def run_engine(engine: str, tier: str, prog: Program, wasm: bytes, hooks: Hooks, out: Path, err: Path,
-               cwd: Path, verify: bool = False) -> tuple[Any, int | None]:
+               cwd: Path, verify: dict | None = None) -> tuple[Any, int | None]:
     """Dispatch to the engine's runner."""
     if engine == "pywasm":
         return run_pywasm(prog, wasm, hooks, out, err, cwd)
@@ -206,15 +223,16 @@ def worker(engine: str, name: str, tier: str, sightglass: Path, verify: bool = F
     marks: dict[str, float] = {}
     hooks = (lambda: marks.__setitem__("start", time.perf_counter()),
              lambda: marks.__setitem__("end", time.perf_counter()))
+    report: dict | None = {} if verify and engine == "wasmjit" else None
     with tempfile.TemporaryDirectory(prefix="wasmjit-bench-") as tmp:
         out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
         begin = time.perf_counter()
-        result, status = run_engine(engine, tier, prog, wasm, hooks, out, err, sightglass, verify)
+        result, status = run_engine(engine, tier, prog, wasm, hooks, out, err, sightglass, report)
         total = time.perf_counter() - begin
         stdout, stderr = (p.read_bytes().decode("latin-1") if p.exists() else "" for p in (out, err))
     bench = marks["end"] - marks["start"] if len(marks) == 2 else None
     print(json.dumps({"bench": bench, "total": total, "result": result, "exit": status,
-                      "stdout": stdout, "stderr": stderr}))
+                      "stdout": stdout, "stderr": stderr, "verify": report}))
 
 
 # --- Harness: subprocess per run, checks, table ----------------------------------------------
@@ -255,7 +273,7 @@ def run_once(engine: str, prog: Program, args: argparse.Namespace) -> tuple[str,
     problem = check(prog, run)
     if problem is not None:
         return "FAILED", problem
-    return "ok", {"bench": run["bench"], "total": run["total"]}
+    return "ok", {"bench": run["bench"], "total": run["total"], "verify": run.get("verify")}
 
 
 def repeats(prog: Program, args: argparse.Namespace) -> int:
@@ -280,11 +298,19 @@ def measure(prog: Program, engines: list[str], args: argparse.Namespace) -> dict
         if res["status"] == "ok":
             res["bench"] = min(r["bench"] for r in res["runs"])
             res["total"] = min(r["total"] for r in res["runs"])
+            res["verify"] = res["runs"][0].get("verify")
             shown = f"bench {fmt(res['bench'])} s, total {fmt(res['total'])} s"
+            if res["verify"]:
+                shown += ", " + verify_text(res["verify"])
         else:
             shown = f"{res['status']}: {res['detail']}"
         print(f"  {prog.name} on {engine}: {shown}", file=sys.stderr, flush=True)
     return results
+
+
+def verify_text(v: dict[str, Any]) -> str:
+    return (f"verified {v['functions']} functions ({v['failed']} failed) on {v['inputs']} inputs "
+            f"(+{v['skipped']} skipped) in {fmt(v['seconds'])} s")
 
 
 def fmt(seconds: float) -> str:
@@ -465,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
           f"best of {best_of} run(s), one subprocess per run; cap {args.cap:g} s per run.")
     print(f"Machine: {info['cpu']}, Python {info['python']}, wasmjit {info['wasmjit']}, "
           f"wasmtime {info['wasmtime']}, pywasm {info['pywasm']}.")
+    if args.verify:
+        print()
+        for prog in programs:
+            res = results[prog.name].get("wasmjit")
+            if res and res.get("verify"):
+                print(f"- {prog.name}: {verify_text(res['verify'])}")
     problems = [(p, e, r) for p, per_engine in results.items() for e, r in per_engine.items()
                 if r["status"] in ("FAILED", "ERROR")]
     for prog_name, engine, res in problems:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -32,6 +33,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, found {text!r}")
+    return value
+
+
+def _duration(text: str) -> float:
+    """Seconds from ``2``, ``1.5``, ``1.5s`` or ``500ms``."""
+    scale, number = 1.0, text
+    if text.endswith("ms"):
+        scale, number = 0.001, text[:-2]
+    elif text.endswith("s"):
+        number = text[:-1]
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 2, 1.5s or 500ms, found {text!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"a timeout must be a positive duration, found {text!r}")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wasmjit", description="A WebAssembly engine in Python.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -50,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verify", action="store_true",
                      help="tiered: check each function's native code against the interpreter "
                           "(under Unicorn) before installing it; a mismatch keeps it interpreted")
+    run.add_argument("--fuel", type=_non_negative_int, metavar="N",
+                     help="give the module N units of fuel (one per instruction, as wasmtime's "
+                          "-W fuel=N); running out traps")
+    run.add_argument("--timeout", type=_duration, metavar="SECONDS",
+                     help="interrupt the module after this long (epoch interruption, like "
+                          "wasmtime's -W timeout=...): 2, 1.5, 1.5s or 500ms")
     run.add_argument("module", metavar="MODULE", help="a .wasm or .wat file")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments of the invoked function")
@@ -189,10 +222,20 @@ def run(args: argparse.Namespace) -> int:
     if args.tier:
         config.tier = args.tier
     config.verify = args.verify
+    config.consume_fuel = args.fuel is not None
+    config.epoch_interruption = args.timeout is not None
     if args.verify:
         warnings.showwarning = _show_warning
     engine = api.Engine(config)
     store = api.Store(engine)
+    if args.fuel is not None:
+        store.set_fuel(args.fuel)
+    timer = None
+    if args.timeout is not None:
+        store.set_epoch_deadline(1)
+        timer = threading.Timer(args.timeout, engine.increment_epoch)
+        timer.daemon = True
+        timer.start()
     module = api.Module.from_file(engine, args.module)
     wasi = api.WasiConfig()
     wasi.argv = [args.module, *args.args] if args.invoke is None else [args.module]
@@ -218,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(entry, api.Func):
                 entry(store)
     finally:
+        if timer is not None:
+            timer.cancel()
         if args.tier_stats:
             print_tier_stats(store)
     return 0

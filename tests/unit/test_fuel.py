@@ -316,3 +316,47 @@ def test_infinite_loop_is_interrupted_from_another_thread(tier: str) -> None:
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(SPIN), tier, wat],
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["INTERRUPT", "spin"], done.stderr
+
+
+# --- CLI: wasmjit run --fuel / --timeout ----------------------------------------------------------
+
+COUNT = """(module (func (export "count") (param i32) (result i32)
+  (loop (local.set 0 (i32.sub (local.get 0) (i32.const 1))) (br_if 0 (local.get 0)))
+  (local.get 0)))"""
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_cli_fuel(tier: str, tmp_path, capsys) -> None:
+    from wasmjit import cli
+
+    module = tmp_path / "count.wat"
+    module.write_text(COUNT)
+    assert cli.main(["run", "--tier", tier, "--fuel", "100", "--invoke", "count", str(module), "10"]) == 0
+    assert capsys.readouterr().out == "0\n"
+    # 1 for the call, 6 per iteration: 26 units run out in the 5th iteration (the header check traps)
+    assert cli.main(["run", "--tier", tier, "--fuel", "26", "--invoke", "count", str(module), "10"]) != 0
+    assert "wasm trap: all fuel consumed by WebAssembly" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_cli_timeout_stops_an_infinite_loop(tier: str, tmp_path) -> None:
+    module = tmp_path / "spin.wat"
+    module.write_text('(module (func (export "_start") (loop (br 0))))')
+    done = subprocess.run([sys.executable, "-m", "wasmjit", "run", "--tier", tier, "--timeout", "0.5",
+                           str(module)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 134
+    assert done.stderr.rstrip().endswith("wasm trap: interrupt")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--fuel", "-1"], "argument --fuel: expected a non-negative integer, found '-1'"),
+    (["--timeout", "0"], "argument --timeout: a timeout must be a positive duration, found '0'"),
+    (["--timeout", "soon"], "argument --timeout: expected a duration such as 2, 1.5s or 500ms, found 'soon'"),
+])
+def test_cli_resource_options_are_checked(argv: list[str], message: str, tmp_path, capsys) -> None:
+    from wasmjit import cli
+
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", *argv, str(tmp_path / "m.wat")])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -94,13 +94,15 @@ def make_entry(func: WasmFunction, code: InterpCode, hot: HotHook | None = None,
                         pc = handlers[pc](R)
                 except OsrRequest as request:  # a loop got hot: maybe finish in native code
                     backedges[1] = 0  # ask once
+                    pc = 0  # native code continues this activation: its frame is in a trap's backtrace
                     results = osr(func, code, request.target, R) if osr is not None else None
                     if results is not None:
                         return results
                     pc = request.target
         except Trap as trap:
             store.after_trap(trap.trap_code)
-            trap.frames.append(frame(func, code, pc))
+            if pc:
+                trap.frames.append(frame(func, code, pc))
             raise
         finally:
             store.depth = depth - weight
