@@ -10,23 +10,41 @@ payloads, even signalling ones, survive the round trip exactly), externref is an
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import interp
 from . import structure as S
 from .decode import decode_module
-from .errors import LinkError, Trap, TrapCode, UnsupportedError, WasmjitError, WasmjitTypeError
+from .errors import (
+    LinkError,
+    Trap,
+    TrapCode,
+    UnsupportedError,
+    WasmjitError,
+    WasmjitTypeError,
+    WasmjitValueError,
+)
 from .runtime import numerics
 from .runtime.instance import Instance as _RtInstance
+from .runtime.instance import check_import
 from .runtime.instance import instantiate as _instantiate
-from .runtime.memory import PAGE_SIZE, LinearMemory
-from .runtime.store import DEFAULT_MAX_CALL_DEPTH, Function, GlobalInst, HostFunction, TableInst, WasmFunction
+from .runtime.memory import MAX_PAGES, PAGE_SIZE, LinearMemory
+from .runtime.store import (
+    DEFAULT_MAX_CALL_DEPTH,
+    DEFAULTS,
+    Function,
+    GlobalInst,
+    HostFunction,
+    TableInst,
+    WasmFunction,
+)
 from .runtime.store import Store as _RtStore
 from .runtime.vmctx import EpochCounter
 from .validate import ValidatedModule, validate_module
@@ -39,6 +57,7 @@ TIERS = ("interp", "jit", "tiered", "unicorn")
 AVAILABLE_TIERS = TIERS  # every tier is built (the name stays for code that enumerates them)
 COUNTING_TIERS = ("interp", "tiered")  # tiers whose interpreter counts entries and back-edges
 DEFAULT_TIER = "tiered"
+_T = TypeVar("_T")
 
 
 def resolve_tier(tier: str | None) -> str:
@@ -242,6 +261,8 @@ class TableType:
         elem = _valtypes([valtype])[0]
         if elem not in ("funcref", "externref"):
             raise WasmjitTypeError(f"a table holds references, not {elem}")
+        if not isinstance(limits, Limits):
+            raise WasmjitTypeError("expected Limits")
         self._elem, self._limits = elem, limits
 
     @property
@@ -255,6 +276,8 @@ class TableType:
 
 class MemoryType:
     def __init__(self, limits: Limits, is_64: bool = False, shared: bool = False) -> None:
+        if not isinstance(limits, Limits):
+            raise WasmjitTypeError("expected Limits")
         if is_64 or shared:
             raise UnsupportedError("64-bit and shared memories are not supported")
         self._limits = limits
@@ -308,19 +331,20 @@ class Val:
 
     @classmethod
     def i32(cls, value: int) -> Val:
-        return cls("i32", numerics.signed32(_int_bits(value, 32)))
+        return cls("i32", numerics.signed32(_int_bits(_expect_int(value), 32)))
 
     @classmethod
     def i64(cls, value: int) -> Val:
-        return cls("i64", numerics.signed64(_int_bits(value, 64)))
+        return cls("i64", numerics.signed64(_int_bits(_expect_int(value), 64)))
 
     @classmethod
     def f32(cls, value: float) -> Val:
-        return cls("f32", float(value))
+        """An f32: the value rounded to single precision, as wasmtime-py stores it."""
+        return cls("f32", numerics.f32_to_float(numerics.float_to_f32(_expect_float(value))))
 
     @classmethod
     def f64(cls, value: float) -> Val:
-        return cls("f64", float(value))
+        return cls("f64", _expect_float(value))
 
     @classmethod
     def externref(cls, value: Any) -> Val:
@@ -347,6 +371,19 @@ class Val:
         return f"Val.{self._type}({self.value!r})"
 
 
+def _expect_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WasmjitTypeError("expected an integer")
+    return value
+
+
+def _expect_float(value: Any) -> float:
+    """A float (an int is taken too, as everywhere in wasmjit's API; wasmtime-py wants a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WasmjitTypeError("expected a float")
+    return float(value)
+
+
 def _int_bits(value: Any, bits: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise WasmjitTypeError(f"don't know how to convert {value!r} to i{bits}")
@@ -359,9 +396,11 @@ def _as_store(store: Store | Caller) -> Store:
     """The Store behind a store argument: a Store, or a Caller (wasmtime-py's ``Storelike``)."""
     if isinstance(store, Caller):
         store._check_valid()
-        return store._store
-    if not isinstance(store, Store):
+        store = store._store
+    elif not isinstance(store, Store):
         raise WasmjitTypeError(f"expected a Store or Caller, found {type(store).__name__}")
+    if store._closed:
+        raise WasmjitValueError("already closed")
     return store
 
 
@@ -370,7 +409,7 @@ def to_raw(store: Store | Caller, valtype: str, value: Any) -> Any:
     store = _as_store(store)
     if isinstance(value, Val):
         if value._type != valtype:
-            raise WasmjitTypeError(f"expected a {valtype} value, found {value!r}")
+            raise WasmjitTypeError("wrong type of `Val` provided")
         value = value.value
     if valtype == "i32":
         return _int_bits(value, 32)
@@ -384,7 +423,7 @@ def to_raw(store: Store | Caller, valtype: str, value: Any) -> Any:
         if value is None:
             return 0
         if not isinstance(value, Func):
-            raise WasmjitTypeError(f"expected a Func or None for funcref, found {value!r}")
+            raise WasmjitTypeError(f"don't know how to convert {value!r} to funcref")
         if value._func.store is not store._store:
             raise WasmjitError("the function belongs to a different store")
         return value._func.handle
@@ -442,7 +481,7 @@ class Store:
         self._wasi: WasiContext | None = None
 
     def data(self) -> Any:
-        return self._data
+        return _as_store(self)._data
 
     def set_fuel(self, fuel: int) -> None:
         """Give wasm ``fuel`` units to run on (one per instruction, as in wasmtime)."""
@@ -487,6 +526,27 @@ class Store:
     def func_stats(self) -> list[FuncStats]:
         """Entry and loop back-edge counts of every wasm function in this store."""
         return [_stats(f) for f in self._store.funcs if isinstance(f, WasmFunction)]
+
+    _closed = False  # set by close(): every later use raises ValueError, as in wasmtime-py
+
+    def gc(self) -> None:
+        """Let go of the ``externref`` objects this store was given that no table, global or
+        element segment of it still holds (wasmtime-py's ``Store.gc``). Called from a host
+        function while wasm runs it does nothing: the running wasm holds references too."""
+        if _as_store(self)._store.depth == 0:
+            self._store.collect_externs()
+
+    def close(self) -> None:
+        """End this store (wasmtime-py's ``close``): any later use of it, or of a Caller,
+        function, memory, table or global through it, raises ``WasmjitValueError("already
+        closed")``, a ValueError. Closing again does nothing."""
+        self._closed = True
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _stats(func: WasmFunction) -> FuncStats:
@@ -585,10 +645,12 @@ class Instance:
                                        f"found {type(item).__name__}")
             externs.append(item._extern)
         self._store = store
-        self._inst = _instantiate(store._store, module._vmod, externs, store.engine.install)
+        self._inst = _entering_wasm(lambda: _instantiate(store._store, module._vmod, externs,
+                                                         store.engine.install))
         self._exports: InstanceExports | None = None
 
     def exports(self, store: Store | Caller) -> InstanceExports:
+        _as_store(store)
         if self._exports is None:
             self._exports = InstanceExports(self._store, self._inst)
         return self._exports
@@ -613,25 +675,30 @@ def _wrap_extern(store: Store, ext: Any) -> Any:
 
 
 class Caller:
-    """What a host function defined with ``access_caller=True`` sees: the calling instance."""
+    """What a host function defined with ``access_caller=True`` sees: the calling instance's
+    exports (``get``, ``[name]``), and a store argument for API calls. After the host call
+    returns, as in wasmtime-py, ``get`` finds nothing and using it as a store raises ValueError."""
 
     def __init__(self, store: Store, inst: _RtInstance | None) -> None:
         self._store, self._inst, self._valid = store, inst, True
 
     def _check_valid(self) -> None:
         if not self._valid:
-            raise WasmjitError("a Caller cannot be used after its host call returned")
+            raise WasmjitValueError("caller is no longer valid")
 
     def get(self, name: str) -> Any:
-        self._check_valid()
-        if self._inst is None or name not in self._inst.exports:
+        """The calling instance's export ``name``, or None (also when there is no calling
+        instance: the host function was called from Python)."""
+        if not isinstance(name, str):
+            raise WasmjitTypeError(f"an export name is a str, not {type(name).__name__}")
+        if not self._valid or self._inst is None or name not in self._inst.exports:
             return None
         return _wrap_extern(self._store, self._inst.exports[name])
 
     def __getitem__(self, name: str) -> Any:
         found = self.get(name)
         if found is None:
-            raise KeyError(name)
+            raise KeyError(f"failed to find export {name}")
         return found
 
 
@@ -657,7 +724,8 @@ class Func:
     def _extern(self) -> Function:
         return self._func
 
-    def type(self, store: Store) -> FuncType:
+    def type(self, store: Store | Caller) -> FuncType:
+        _as_store(store)
         return FuncType._wrap(self._func.type)
 
     def __eq__(self, other: object) -> bool:
@@ -674,54 +742,104 @@ class Func:
             raise WasmjitTypeError(f"too {which} parameters provided: given {len(params)}, "
                                    f"expected {len(ftype.params)}")
         raw = [to_raw(store, t, v) for t, v in zip(ftype.params, params, strict=True)]
-        try:
-            results = self._func.call(raw)
-        except RecursionError:
-            if isinstance(self._func, HostFunction):
-                raise
-            # Recursion through host functions costs more Python frames per wasm call than the
-            # engine budgets for: the Python stack runs out before the wasm call depth limit.
-            raise Trap(TrapCode.STACK_OVERFLOW) from None
+        results = _entering_wasm(lambda: self._func.call(raw))
         if not ftype.results:
             return None
         values = [from_raw(store, t, r) for t, r in zip(ftype.results, results, strict=True)]
         return values[0] if len(values) == 1 else values
 
 
+class _HostError(BaseException):
+    """Carries what a host function raised through the engine (a BaseException, so that no
+    ``except Exception`` on the way stops it, and not a Trap, so that it collects no frames) to
+    the API call that entered wasm, which raises the very object again: wasmtime-py's
+    ``LAST_EXCEPTION``."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _entering_wasm(action: Callable[[], _T]) -> _T:
+    """``action()``, which may run wasm: a host function's exception comes out unchanged; a trap
+    of wasm is marked as one, so that host functions it passes through let it collect the frames
+    of the wasm that called them (wasmtime's backtrace spans every wasm activation)."""
+    try:
+        return action()
+    except _HostError as carrier:
+        error = carrier.error
+    except Trap as trap:
+        trap.from_wasm = True
+        raise
+    except RecursionError:
+        # Recursion through host functions costs more Python frames per wasm call than the
+        # engine budgets for: the Python stack runs out before the wasm call depth limit.
+        error = Trap(TrapCode.STACK_OVERFLOW)
+        error.from_wasm = True
+    raise error  # outside the except clauses: the host's exception gets no __context__
+
+
 def _host_adapter(store: Store, ftype: S.FuncType, func: Callable[..., Any],
                   access_caller: bool) -> Callable[[list], list]:
-    """Wrap a Python callable as a raw-value host function."""
-    params, results = ftype.params, ftype.results
+    """Wrap a Python callable as a raw-value host function; what it raises reaches the caller of
+    the export unchanged, except traps of wasm it called (see ``_entering_wasm``) and
+    RecursionError: wasm recursing through host functions runs out of Python stack, wherever in
+    the chain that happens, and the API reports it as the trap "call stack exhausted"."""
 
     def host_call(raw_args: list) -> list:
-        args = [from_raw(store, t, r) for t, r in zip(params, raw_args, strict=True)]
-        if access_caller:
-            caller = Caller(store, store._store.caller_instance)
-            try:
-                value = func(caller, *args)
-            finally:
-                caller._valid = False
-        else:
-            value = func(*args)
-        if not results:
-            if value is not None:
-                raise WasmjitTypeError(f"host function {func!r} returned a value but has no results")
-            return []
-        values = [value] if len(results) == 1 else list(value) if isinstance(value, (list, tuple)) else None
-        if values is None or len(values) != len(results):
-            raise WasmjitTypeError(f"host function {func!r} must return {len(results)} values")
-        return [to_raw(store, t, v) for t, v in zip(results, values, strict=True)]
+        try:
+            return _host_results(store, ftype, func, _call_host(store, ftype, func, access_caller, raw_args))
+        except RecursionError:
+            raise
+        except Trap as trap:
+            if trap.from_wasm:
+                raise
+            raise _HostError(trap) from None
+        except BaseException as err:  # noqa: BLE001 - KeyboardInterrupt and SystemExit too
+            raise _HostError(err) from None
 
     return host_call
+
+
+def _call_host(store: Store, ftype: S.FuncType, func: Callable[..., Any], access_caller: bool,
+               raw_args: list) -> Any:
+    """Call ``func`` with the Python values of ``raw_args`` (after a Caller if it asked for one)."""
+    args = [from_raw(store, t, r) for t, r in zip(ftype.params, raw_args, strict=True)]
+    if not access_caller:
+        return func(*args)
+    caller = Caller(store, store._store.caller_instance)
+    try:
+        return func(caller, *args)
+    finally:
+        caller._valid = False
+
+
+def _host_results(store: Store, ftype: S.FuncType, func: Callable[..., Any], value: Any) -> list:
+    results = ftype.results
+    if not results:
+        if value is not None:
+            raise WasmjitTypeError(f"host function {func!r} returned a value but has no results")
+        return []
+    values = [value] if len(results) == 1 else list(value) if isinstance(value, (list, tuple)) else None
+    if values is None or len(values) != len(results):
+        raise WasmjitTypeError(f"host function {func!r} must return {len(results)} values")
+    return [to_raw(store, t, v) for t, v in zip(results, values, strict=True)]
 
 
 class Memory:
     """A linear memory: ``Memory(store, MemoryType(Limits(1, None)))`` or an export."""
 
-    def __init__(self, store: Store, ty: MemoryType) -> None:
+    def __init__(self, store: Store | Caller, ty: MemoryType) -> None:
+        _as_store(store)
+        if not isinstance(ty, MemoryType):
+            raise WasmjitTypeError(f"expected a MemoryType, found {type(ty).__name__}")
         limits = ty.limits
-        if limits.min > 65536 or (limits.max is not None and not limits.min <= limits.max <= 65536):
-            raise WasmjitError(f"invalid memory limits {limits}")
+        if limits.min > MAX_PAGES:
+            raise WasmjitError("minimum size is too large for this memory type's index type")
+        if limits.max is not None and limits.max > MAX_PAGES:
+            raise WasmjitError("maximum size is too large for this memory type's index type")
+        if limits.max is not None and limits.max < limits.min:
+            raise WasmjitError("maximum page size cannot be smaller than the minimum page size")
         self._mem = LinearMemory(limits.min, limits.max)
 
     @classmethod
@@ -734,31 +852,45 @@ class Memory:
     def _extern(self) -> LinearMemory:
         return self._mem
 
-    def type(self, store: Store) -> MemoryType:
+    def type(self, store: Store | Caller) -> MemoryType:
+        _as_store(store)
         return MemoryType(Limits(self._mem.pages, self._mem.declared_max))
 
-    def size(self, store: Store) -> int:
+    def size(self, store: Store | Caller) -> int:
+        _as_store(store)
         return self._mem.pages
 
-    def data_len(self, store: Store) -> int:
+    def data_len(self, store: Store | Caller) -> int:
+        _as_store(store)
         return self._mem.size
 
-    def data_ptr(self, store: Store) -> Any:
+    def data_ptr(self, store: Store | Caller) -> Any:
+        _as_store(store)
         return self._mem.data_ptr()
 
-    def get_buffer_ptr(self, store: Store, size: int | None = None, offset: int = 0) -> Any:
-        """A ctypes ``c_ubyte`` array over ``size`` bytes at ``offset`` (no copy), as wasmtime-py."""
+    def get_buffer_ptr(self, store: Store | Caller, size: int | None = None, offset: int = 0) -> Any:
+        """A ctypes ``c_ubyte`` array over ``size`` bytes (default: the rest of the memory) at
+        ``offset``, without a copy, as wasmtime-py; unlike wasmtime-py, which hands out an array
+        past the end, IndexError if that range is not all inside the memory."""
+        data_len = self.data_len(store)
         if size is None:
-            size = self._mem.size
+            size = data_len - offset
+        if offset < 0 or size < 0 or offset + size > data_len:
+            raise IndexError("index out of range")
         return (ctypes.c_ubyte * size).from_address(self._mem.base + offset)
 
-    def page_size(self, store: Store) -> int:
+    def page_size(self, store: Store | Caller) -> int:
+        _as_store(store)
         return PAGE_SIZE
 
-    def page_size_log2(self, store: Store) -> int:
+    def page_size_log2(self, store: Store | Caller) -> int:
+        _as_store(store)
         return PAGE_SIZE.bit_length() - 1
 
-    def grow(self, store: Store, delta: int) -> int:
+    def grow(self, store: Store | Caller, delta: int) -> int:
+        """Add ``delta`` pages; the old size in pages. WasmjitError past the maximum."""
+        _as_store(store)
+        _check_int("delta", delta)
         if delta < 0:
             raise WasmjitError("cannot grow by negative amount")
         old = self._mem.grow(delta)
@@ -766,26 +898,37 @@ class Memory:
             raise WasmjitError(f"failed to grow memory by `{delta}`")
         return old
 
-    def read(self, store: Store, start: int | None = 0, stop: int | None = None) -> bytearray:
+    def read(self, store: Store | Caller, start: int | None = 0, stop: int | None = None) -> bytearray:
         """A copy of ``memory[start:stop]``, with list-slice semantics as in wasmtime-py."""
+        _as_store(store)
         return bytearray(self._mem.view[start:stop])
 
-    def write(self, store: Store, value: bytes | bytearray, start: int | None = None) -> int:
+    def write(self, store: Store | Caller, value: bytes | bytearray, start: int | None = None) -> int:
         """Copy ``value`` to ``start`` (negative: from the end); IndexError if it does not fit."""
-        size = self._mem.size
+        size = self.data_len(store)
         start = slice(start, None).indices(size)[0]
+        if start >= size:
+            raise IndexError("index out of range")
         data = bytes(value)
-        if start >= size or start + len(data) > size:
+        if start + len(data) > size:
             raise IndexError("index out of range")
         self._mem.write(data, start)
         return len(data)
 
 
+def _check_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WasmjitTypeError(f"expected an int for {name}, found {type(value).__name__}")
+
+
 class Global:
     """A global: ``Global(store, GlobalType(ValType.i32(), True), 5)`` or an export."""
 
-    def __init__(self, store: Store, ty: GlobalType, val: Any) -> None:
+    def __init__(self, store: Store | Caller, ty: GlobalType, val: Any) -> None:
+        if not isinstance(ty, GlobalType):
+            raise WasmjitTypeError("expected a GlobalType")
         self._glob = GlobalInst(ty._type, to_raw(store, ty._type.valtype, val))
+        _as_store(store)._store.host_globals.append(self._glob)
 
     @classmethod
     def _wrap(cls, glob: GlobalInst) -> Global:
@@ -797,24 +940,29 @@ class Global:
     def _extern(self) -> GlobalInst:
         return self._glob
 
-    def type(self, store: Store) -> GlobalType:
+    def type(self, store: Store | Caller) -> GlobalType:
+        _as_store(store)
         return GlobalType._wrap(self._glob.type)
 
-    def value(self, store: Store) -> Any:
+    def value(self, store: Store | Caller) -> Any:
         return from_raw(store, self._glob.type.valtype, self._glob.value)
 
-    def set_value(self, store: Store, val: Any) -> None:
+    def set_value(self, store: Store | Caller, val: Any) -> None:
+        raw = to_raw(store, self._glob.type.valtype, val)
         if not self._glob.type.mutable:
             raise WasmjitError("immutable global cannot be set")
-        self._glob.value = to_raw(store, self._glob.type.valtype, val)
+        self._glob.value = raw
 
 
 class Table:
     """A table: ``Table(store, TableType(ValType.funcref(), Limits(1, None)), None)``."""
 
-    def __init__(self, store: Store, ty: TableType, init: Any) -> None:
+    def __init__(self, store: Store | Caller, ty: TableType, init: Any) -> None:
+        if not isinstance(ty, TableType):
+            raise WasmjitTypeError("expected a TableType")
         raw = to_raw(store, ty._elem, init)
         self._table = TableInst(ty._elem, ty.limits.min, ty.limits.max, raw)
+        _as_store(store)._store.host_tables.append(self._table)
 
     @classmethod
     def _wrap(cls, table: TableInst) -> Table:
@@ -826,24 +974,34 @@ class Table:
     def _extern(self) -> TableInst:
         return self._table
 
-    def type(self, store: Store) -> TableType:
+    def type(self, store: Store | Caller) -> TableType:
+        _as_store(store)
         return TableType(ValType(self._table.elem), Limits(self._table.size, self._table.max))
 
-    def size(self, store: Store) -> int:
+    def size(self, store: Store | Caller) -> int:
+        _as_store(store)
         return self._table.size
 
-    def get(self, store: Store, idx: int) -> Any:
+    def get(self, store: Store | Caller, idx: int) -> Any:
+        """The element at ``idx``, or None when ``idx`` is out of range (as wasmtime-py)."""
+        _as_store(store)
+        _check_int("idx", idx)
         if not 0 <= idx < self._table.size:
             return None
         return from_raw(store, self._table.elem, self._table.elements[idx])
 
-    def set(self, store: Store, idx: int, val: Any) -> None:
+    def set(self, store: Store | Caller, idx: int, val: Any) -> None:
+        """Set the element at ``idx``; out of range, the trap wasmtime-py raises there."""
+        raw = to_raw(store, self._table.elem, val)
+        _check_int("idx", idx)
         if not 0 <= idx < self._table.size:
-            raise WasmjitError(f"table index {idx} out of bounds (size {self._table.size})")
-        self._table.elements[idx] = to_raw(store, self._table.elem, val)
+            raise Trap(TrapCode.TABLE_OUT_OF_BOUNDS)
+        self._table.elements[idx] = raw
 
-    def grow(self, store: Store, amt: int, init: Any) -> int:
+    def grow(self, store: Store | Caller, amt: int, init: Any) -> int:
+        """Add ``amt`` elements set to ``init``; the old size. WasmjitError past the maximum."""
         raw = to_raw(store, self._table.elem, init)
+        _check_int("amt", amt)
         old = self._table.grow(amt, raw) if amt >= 0 else -1
         if old < 0:
             raise WasmjitError(f"failed to grow table by `{amt}`")
@@ -853,16 +1011,29 @@ class Table:
 # --- Linker ----------------------------------------------------------------------------------
 
 
+class _PerStore:
+    """A store-independent function definition (``define_func``, WASI, unknown-import traps,
+    a command module's exports): its type, and the Func made from it once per store."""
+
+    def __init__(self, ftype: S.FuncType, make: Callable[[Store], Func]) -> None:
+        self.type = ftype
+        self._make = make
+        self._made: weakref.WeakKeyDictionary[Store, Func] = weakref.WeakKeyDictionary()
+
+    def __call__(self, store: Store) -> Func:
+        func = self._made.get(store)
+        if func is None:
+            func = self._made[store] = self._make(store)
+        return func
+
+
 class Linker:
     """Resolves imports by (module, name), as wasmtime-py's ``Linker``."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._defs: dict[tuple[str, str], Any] = {}
-        self._host_funcs: dict[tuple[str, str], tuple[FuncType, Callable[..., Any], bool]] = {}
-        # Functions made from define_func, per store (a Func belongs to one store).
-        self._made: weakref.WeakKeyDictionary[Store, dict[tuple[str, str], Func]] = (
-            weakref.WeakKeyDictionary())
+        self._defs: dict[tuple[str, str], Any] = {}  # items of one store (define, define_instance)
+        self._host_funcs: dict[tuple[str, str], _PerStore] = {}
         self._allow_shadowing = False
 
     @property
@@ -880,78 +1051,229 @@ class Linker:
             raise WasmjitError(f"import of `{module}::{name}` defined twice")
         self._defs.pop(key, None)
         self._host_funcs.pop(key, None)
-        for made in self._made.values():  # functions already made from a replaced define_func
-            made.pop(key, None)
 
-    def define(self, store: Store, module: str, name: str, item: Any) -> None:
+    def define(self, store: Store | Caller, module: str, name: str, item: Any) -> None:
+        _as_store(store)
         if not isinstance(item, (Func, Memory, Global, Table)):
             raise WasmjitTypeError(f"cannot define {type(item).__name__} in a Linker")
         self._check_new(module, name)
         self._defs[(module, name)] = item
 
+    def _define_host(self, module: str, name: str, definition: _PerStore) -> None:
+        self._check_new(module, name)
+        self._host_funcs[(module, name)] = definition
+
     def define_func(self, module: str, name: str, ty: FuncType, func: Callable[..., Any],
                     access_caller: bool = False) -> None:
         """A host function created per store when a module is instantiated."""
-        self._check_new(module, name)
-        self._host_funcs[(module, name)] = (ty, func, access_caller)
+        if not isinstance(ty, FuncType):
+            raise WasmjitTypeError("expected a FuncType")
+        self._define_host(module, name, _PerStore(ty._type, lambda store: Func(store, ty, func,
+                                                                                access_caller)))
 
     def define_wasi(self) -> None:
         """Define the WASI preview1 functions; they use the store's ``set_wasi`` configuration."""
         for name in WASI_FUNCTIONS:
-            self._check_new(WASI_MODULE, name)
-            self._host_funcs[(WASI_MODULE, name)] = (None, name, False)  # type: ignore[assignment]
+            self._define_host(WASI_MODULE, name, _PerStore(WASI_FUNCTIONS[name][0],
+                                                           functools.partial(_wasi_func, name)))
 
-    def define_unknown_imports_as_traps(self, module: Module) -> None:
-        """Define each function ``module`` imports that this linker lacks as one that traps when
-        called (wasmtime-py's method; other kinds of unknown imports still fail to link)."""
-        for imp in module.imports:
-            key = (imp.module, imp.name)
-            if isinstance(imp.type, FuncType) and key not in self._defs and key not in self._host_funcs:
-                message = f"unknown import: `{imp.module}::{imp.name}` has not been defined"
-
-                def trap(*_args: Any, message: str = message) -> None:
-                    raise Trap(message)
-
-                self._host_funcs[key] = (imp.type, trap, False)
-
-    def define_instance(self, store: Store, name: str, instance: Instance) -> None:
+    def define_instance(self, store: Store | Caller, name: str, instance: Instance) -> None:
+        if not isinstance(instance, Instance):
+            raise WasmjitTypeError("expected an `Instance`")
         for export_name, item in instance.exports(store).items():
             self.define(store, name, export_name, item)
 
-    def get(self, store: Store, module: str, name: str) -> Any:
+    def define_module(self, store: Store | Caller, name: str, module: Module) -> None:
+        """Define ``module``'s exports under ``name`` as wasmtime does for WASI programs: a
+        command (it exports ``_start``) gets a fresh instance for every call of one of its
+        functions; a reactor is instantiated now, once, and its ``_initialize`` called."""
+        _check_module(module)
+        kind = _module_kind(module)
+        if kind == "command":
+            self._define_command(name, module)
+            return
+        instance = self.instantiate(store, module)
+        init = instance.exports(store).get("_initialize")
+        if init is not None:
+            if init.type(store) != FuncType([], []):
+                raise WasmjitError("calling the Reactor initialization function: "
+                                   "type mismatch with parameters")
+            init(store)
+        self.define_instance(store, name, instance)
+
+    def _define_command(self, name: str, module: Module) -> None:
+        exports = module.exports
+        for export in exports:
+            kind = _kind_name(export.type)
+            if kind != "func" and (export.name, kind) not in _COMMAND_EXTRAS:
+                raise WasmjitError(f"command export '{export.name}' is not a function")
+        pre = self.instantiate_pre(module)
+        for export in exports:
+            if isinstance(export.type, FuncType):
+                self._define_host(name, export.name, _PerStore(export.type._type, functools.partial(
+                    _command_func, pre, export.name, export.type)))
+
+    def define_unknown_imports_as_traps(self, module: Module) -> None:
+        """Define each function ``module`` imports that this linker lacks as one that traps when
+        called (other kinds of unknown imports still fail to link)."""
+        _check_module(module)
+        for imp in self._unknown_imports(module):
+            if isinstance(imp.type, FuncType):
+                self._host_funcs[(imp.module, imp.name)] = _PerStore(imp.type._type, functools.partial(
+                    _trapping_func, imp))
+
+    def define_unknown_imports_as_default_values(self, store: Store | Caller, module: Module) -> None:
+        """Define everything ``module`` imports that this linker lacks, in ``store``: functions
+        that return zeros and null references, and memories, tables and globals of the imported
+        types (sized at their minimum, zero / null)."""
+        _check_module(module)
+        store = _as_store(store)
+        for imp in self._unknown_imports(module):
+            self._defs[(imp.module, imp.name)] = _default_extern(store, imp)
+
+    def _unknown_imports(self, module: Module) -> list[ImportType]:
+        known = self._defs.keys() | self._host_funcs.keys()
+        unknown: dict[tuple[str, str], ImportType] = {}
+        for imp in module.imports:
+            if (imp.module, imp.name) not in known:
+                unknown.setdefault((imp.module, imp.name), imp)
+        return list(unknown.values())
+
+    def get(self, store: Store | Caller, module: str, name: str) -> Any:
         item = self._resolve(store, module, name)
         if item is None:
-            raise WasmjitError(f"no item named `{module}::{name}` in the linker")
+            raise WasmjitError("item not defined in linker")
         return item
+
+    def get_default(self, store: Store | Caller, name: str) -> Func:
+        """The function a WASI program's runner calls: the export named "" of ``name``, else its
+        ``_start``, else a function that does nothing."""
+        for field, what in (("", "default export"), ("_start", "`_start`")):
+            item = self._resolve(store, name, field)
+            if item is not None:
+                if not isinstance(item, Func):
+                    raise WasmjitError(f"{what} in '{name}' is not a function")
+                return item
+        return Func(_as_store(store), FuncType([], []), lambda: None)
 
     def _resolve(self, store: Store | Caller, module: str, name: str) -> Any:
         store = _as_store(store)
         key = (module, name)
         item = self._defs.get(key)
         if item is None and key in self._host_funcs:
-            made = self._made.setdefault(store, {})
-            item = made.get(key)
-            if item is None:
-                ty, func, access_caller = self._host_funcs[key]
-                if ty is None:  # a WASI function: raw values, the caller's memory
-                    ftype = WASI_FUNCTIONS[func][0]
-                    host = HostFunction(store._store, ftype, raw_host(store._wasi_context,
-                                        store._caller_memory, func), func)
-                    item = made[key] = Func._wrap(store, host)
-                else:
-                    item = made[key] = Func(store, ty, func, access_caller)
+            item = self._host_funcs[key](store)
         return item
 
     def instantiate(self, store: Store | Caller, module: Module) -> Instance:
-        store = _as_store(store)
-        externs = []
-        for imp in module._vmod.module.imports:
-            item = self._resolve(store, imp.module, imp.name)
-            if item is None:
-                raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been defined")
-            externs.append(item)
-        return Instance(store, module, externs)
+        return self.instantiate_pre(module).instantiate(store)
 
+    def instantiate_pre(self, module: Module) -> InstancePre:
+        """Resolve ``module``'s imports now (LinkError if one is missing, then if one has another
+        type); ``instantiate(store)`` on the result then only creates the instance."""
+        _check_module(module)
+        vmod = module._vmod.module
+        definitions = [self._definition(imp) for imp in vmod.imports]
+        for imp, item in zip(vmod.imports, definitions, strict=True):
+            if isinstance(item, _PerStore):
+                _check_host_import(vmod, imp, item.type)
+            else:
+                check_import(vmod, imp, item._extern)
+        return InstancePre(module, definitions)
+
+    def _definition(self, imp: S.Import) -> Any:
+        key = (imp.module, imp.name)
+        item = self._defs.get(key) or self._host_funcs.get(key)
+        if item is None:
+            raise LinkError(f"unknown import: `{imp.module}::{imp.name}` has not been defined")
+        return item
+
+
+def _check_host_import(module: S.Module, imp: S.Import, ftype: S.FuncType) -> None:
+    """check_import for a store-independent function not made yet: only its type is known."""
+    expected = module.types[imp.desc] if imp.kind == S.FUNC else None
+    if expected != ftype:
+        why = f"expected {expected}, found {ftype}" if expected is not None else f"expected a {imp.kind}"
+        raise LinkError(f"incompatible import type for `{imp.module}::{imp.name}`: {why}")
+
+
+class InstancePre:
+    """A module whose imports a Linker has resolved (``Linker.instantiate_pre``)."""
+
+    def __init__(self, module: Module, definitions: list[Any]) -> None:
+        self._module = module
+        self._definitions = definitions  # per import: an extern of one store, or a _PerStore
+
+    @property
+    def module(self) -> Module:
+        return self._module
+
+    def instantiate(self, store: Store | Caller) -> Instance:
+        store = _as_store(store)
+        imports = [d(store) if isinstance(d, _PerStore) else d for d in self._definitions]
+        return Instance(store, self._module, imports)
+
+
+# Non-function exports a command module may have (wasmtime allows these for toolchain reasons).
+_COMMAND_EXTRAS = {("memory", "memory"), ("__indirect_function_table", "table"), ("table", "table"),
+                   ("__data_end", "global"), ("__heap_base", "global"), ("__dso_handle", "global"),
+                   ("__rtti_base", "global")}
+
+
+def _kind_name(ty: Any) -> str:
+    return {MemoryType: "memory", TableType: "table", GlobalType: "global"}.get(type(ty), "func")
+
+
+def _check_module(module: Any) -> None:
+    if not isinstance(module, Module):
+        raise WasmjitTypeError("expected a `Module`")
+
+
+def _module_kind(module: Module) -> str:
+    """"command" (exports ``_start``) or "reactor" (exports ``_initialize``, or neither)."""
+    exports = {e.name: e.type for e in module.exports}
+    start, init = exports.get("_start"), exports.get("_initialize")
+    if start is not None and init is not None:
+        raise WasmjitError("Program cannot be both a Command and a Reactor")
+    if start is not None and not isinstance(start, FuncType):
+        raise WasmjitError("`_start` must be a function")
+    if init is not None and not isinstance(init, FuncType):
+        raise WasmjitError("`_initialize` must be a function")
+    return "command" if start is not None else "reactor"
+
+
+def _command_func(pre: InstancePre, name: str, ty: FuncType, store: Store) -> Func:
+    """A command module's export: each call runs in a new instance."""
+    return Func(store, ty, lambda *args: pre.instantiate(store).exports(store)[name](store, *args))
+
+
+def _wasi_func(name: str, store: Store) -> Func:
+    """A WASI function on raw values, working on the calling instance's memory."""
+    host = raw_host(store._wasi_context, store._caller_memory, name)
+    return Func._wrap(store, HostFunction(store._store, WASI_FUNCTIONS[name][0], host, name))
+
+
+def _trapping_func(imp: ImportType, store: Store) -> Func:
+    """A function that traps, as wasm does, with wasmtime's message for an unknown import."""
+    message = f"unknown import: `{imp.module}::{imp.name}` has not been defined"
+
+    def trap(args: list) -> list:
+        raise Trap(message)
+
+    return Func._wrap(store, HostFunction(store._store, imp.type._type, trap, imp.name))
+
+
+def _default_extern(store: Store, imp: ImportType) -> Any:
+    """A zero / null / minimum-size stand-in for ``imp`` in ``store``."""
+    ty = imp.type
+    if isinstance(ty, FuncType):
+        results = ty._type.results
+        host = HostFunction(store._store, ty._type, lambda args: [DEFAULTS[t] for t in results], imp.name)
+        return Func._wrap(store, host)
+    if isinstance(ty, MemoryType):
+        return Memory(store, ty)
+    if isinstance(ty, TableType):
+        return Table(store, ty, None)
+    return Global(store, ty, from_raw(store, ty.content.name, DEFAULTS[ty.content.name]))
 
 __all__ = [
     "Caller", "Config", "Engine", "ExportType", "Func", "FuncStats", "FuncType", "Global",

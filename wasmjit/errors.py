@@ -125,6 +125,9 @@ class Trap(WasmjitError):
             self.trap_code = None
             self.reason = reason
         self.frames: list[Frame] = list(frames or [])
+        # Raised by wasm (not by a host function): host functions it passes through on its way
+        # out let it collect the frames of the wasm that called them.
+        self.from_wasm = False
         super().__init__(self.reason)
 
     @property

@@ -159,8 +159,13 @@ class Store:
         self.funcs: list[Function] = []  # handle - 1 -> function
         self.externs: list[Any] = []  # handle - 1 -> host object
         self._extern_ids: dict[int, int] = {}
+        self._free_externs: list[int] = []  # handles collect_externs released, reused first
         self.type_ids: dict[FuncType, int] = {}  # canonical signature ids (call_indirect checks)
         self.instances: list[Instance] = []
+        # Tables and globals the embedder created (the API's Table and Global): the store owns
+        # them, as it owns its instances, for as long as it lives.
+        self.host_tables: list[TableInst] = []
+        self.host_globals: list[GlobalInst] = []
         self.depth = 0  # current wasm call depth (all tiers count it)
         self.max_call_depth = max_call_depth
         self.caller_instance: Instance | None = None  # the wasm instance calling a host function
@@ -217,12 +222,44 @@ class Store:
             return 0
         handle = self._extern_ids.get(id(obj))
         if handle is None:
-            self.externs.append(obj)
-            handle = self._extern_ids[id(obj)] = len(self.externs)
+            if self._free_externs:
+                handle = self._free_externs.pop()
+                self.externs[handle - 1] = obj
+            else:
+                self.externs.append(obj)
+                handle = len(self.externs)
+            self._extern_ids[id(obj)] = handle
         return handle
 
     def extern(self, handle: int) -> Any:
         return self.externs[handle - 1] if handle else None
+
+    def collect_externs(self) -> int:
+        """Let go of every host object no table, global or element segment refers to any more,
+        so Python can free it; the number released. Only while no wasm runs: its frames hold
+        handles too."""
+        assert self.depth == 0, "externrefs are collected only while no wasm runs"
+        live = self._extern_roots()
+        released = 0
+        for handle, obj in enumerate(self.externs, 1):
+            if obj is not None and handle not in live:
+                del self._extern_ids[id(obj)]
+                self.externs[handle - 1] = None
+                self._free_externs.append(handle)
+                released += 1
+        return released
+
+    def _extern_roots(self) -> set[int]:
+        """The externref handles held by tables, globals and element segments of this store."""
+        tables = [t for inst in self.instances for t in inst.tables] + self.host_tables
+        globs = [g for inst in self.instances for g in inst.globals] + self.host_globals
+        live = {h for t in tables if t.elem == "externref" for h in t.elements}
+        live.update(g.value for g in globs if g.type.valtype == "externref")
+        for inst in self.instances:
+            for elem, handles in zip(inst.module.elems, inst.elems, strict=True):
+                if elem.type == "externref":
+                    live.update(handles)
+        return live
 
     def type_id(self, ftype: FuncType) -> int:
         """Structurally equal signatures share one id (spec: call_indirect compares types)."""
