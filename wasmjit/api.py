@@ -45,6 +45,7 @@ from .runtime.store import (
     TableInst,
     WasmFunction,
 )
+from .runtime.store import DEFAULT_MAX_WASM_STACK, MAX_WASM_STACK
 from .runtime.store import Store as _RtStore
 from .runtime.vmctx import EpochCounter
 from .validate import ValidatedModule, validate_module
@@ -99,6 +100,8 @@ class Config:
         # (Engine.increment_epoch, Store.set_epoch_deadline), checked in every tier.
         self.consume_fuel = False
         self.epoch_interruption = False
+        # Bytes of native stack wasm may use (native code traps "call stack exhausted" past it).
+        self.max_wasm_stack = DEFAULT_MAX_WASM_STACK
 
     @property
     def tier(self) -> str | None:
@@ -124,6 +127,10 @@ class Engine:
         if sys.getrecursionlimit() < needed:
             sys.setrecursionlimit(needed)
         self._epoch = EpochCounter()
+        stack = self.config.max_wasm_stack
+        if isinstance(stack, bool) or not isinstance(stack, int) or not 4096 <= stack <= MAX_WASM_STACK:
+            raise WasmjitError(f"max_wasm_stack must be between 4096 and {MAX_WASM_STACK} bytes, "
+                               f"not {stack!r}")
 
     def increment_epoch(self) -> None:
         """Advance this engine's epoch by one (safe from any thread): wasm in a store with
@@ -477,7 +484,8 @@ class Store:
         self._data = data
         config = self.engine.config
         self._store = _RtStore(config.max_call_depth, consume_fuel=bool(config.consume_fuel),
-                               epoch=self.engine._epoch if config.epoch_interruption else None)
+                               epoch=self.engine._epoch if config.epoch_interruption else None,
+                               max_wasm_stack=config.max_wasm_stack)
         self._wasi: WasiContext | None = None
 
     def data(self) -> Any:
@@ -498,6 +506,19 @@ class Store:
     def _fuel_enabled(self) -> None:
         if not self._store.consume_fuel:
             raise WasmjitError("fuel is not configured in this store")
+
+    def set_limits(self, memory_size: int = -1, table_elements: int = -1, instances: int = -1,
+                   tables: int = -1, memories: int = -1) -> None:
+        """Limit each linear memory's size (bytes) and each table's elements (growth past them
+        returns -1, instantiation needing more fails), and how many instances, tables and
+        memories instantiation may create. A negative value leaves that limit as it is."""
+        given = {"memory_size": memory_size, "table_elements": table_elements,
+                 "instances": instances, "tables": tables, "memories": memories}
+        for name, value in given.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise WasmjitTypeError(f"{name} must be an integer, found {value!r}")
+            if value >= 0:
+                setattr(self._store.limits, name, value)
 
     def set_epoch_deadline(self, ticks_beyond_current: int) -> None:
         """Trap wasm in this store once the engine's epoch is ``ticks_beyond_current`` past its

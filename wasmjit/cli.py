@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_duration, metavar="SECONDS",
                      help="interrupt the module after this long (epoch interruption, like "
                           "wasmtime's -W timeout=...): 2, 1.5, 1.5s or 500ms")
+    run.add_argument("--max-memory-size", type=_non_negative_int, metavar="BYTES",
+                     help="limit each linear memory to this many bytes (memory.grow past it "
+                          "returns -1; like wasmtime's -W max-memory-size=...)")
     run.add_argument("module", metavar="MODULE", help="a .wasm or .wat file")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments of the invoked function")
@@ -230,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
     store = api.Store(engine)
     if args.fuel is not None:
         store.set_fuel(args.fuel)
+    if args.max_memory_size is not None:
+        store.set_limits(memory_size=args.max_memory_size)
     timer = None
     if args.timeout is not None:
         store.set_epoch_deadline(1)

@@ -42,7 +42,6 @@ from .lower import lower
 from .regalloc import allocate
 from .x64 import R10, R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, XMM0, Cond, Masm, Mem
 
-STACK_BUDGET = 512 << 10  # native stack a store may use below its outermost entry (as wasmtime)
 _F64 = struct.Struct("<d")
 
 _U64 = ctypes.c_uint64
@@ -114,7 +113,8 @@ def _build_routines() -> Routines:
     m.push(RCX)  # [rbp-72] the slot count
     m.test(R10, R10)
     m.jcc(Cond.NE, limit_set)
-    m.lea(R10, Mem(RSP, disp=-STACK_BUDGET))
+    m.mov(R10, RSP)
+    m.sub(R10, Mem(R11, disp=V.STORE_STACK_BUDGET))  # Config.max_wasm_stack
     m.mov(Mem(R11, disp=V.STORE_STACK_LIMIT), R10)
     m.bind(limit_set)
     m.mov(Mem(R11, disp=V.STORE_SAVED_RSP), RSP)

@@ -137,6 +137,7 @@ def instantiate(store: Store, vmod: ValidatedModule, imports: list[Any],
     module = vmod.module
     if len(imports) != len(module.imports):
         raise LinkError(f"expected {len(module.imports)} imports, found {len(imports)}")
+    store.check_limits([t.limits.min for t in module.tables], [m.limits.min for m in module.mems])
     inst = Instance(store, vmod, name)
     for imp, ext in zip(module.imports, imports, strict=True):
         check_import(module, imp, ext)
@@ -156,9 +157,13 @@ def instantiate(store: Store, vmod: ValidatedModule, imports: list[Any],
                                f"implementation limit of {MAX_INSTANCE_TABLE_ELEMENTS}")
         budget[0] -= ttype.limits.min
         inst.tables.append(TableInst(ttype.elem, ttype.limits.min, ttype.limits.max, budget=budget))
+        inst.tables[-1].limits = store.limits
+        store.table_count += 1
     for mtype in module.mems:
         try:
             inst.mems.append(LinearMemory(mtype.limits.min, mtype.limits.max))
+            inst.mems[-1].limits = store.limits
+            store.memory_count += 1
         except MemoryError as err:  # the address space reservation or the commit failed
             raise WasmjitError(f"cannot allocate a linear memory of {mtype.limits.min} pages: "
                                f"{err}") from None

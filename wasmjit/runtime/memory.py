@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import weakref
+from typing import Any
 
 PAGE_SIZE = 65536
 MAX_PAGES = 65536  # 4 GiB: the most a 32-bit memory can address
@@ -42,7 +43,7 @@ class LinearMemory:
     """A wasm linear memory: ``base`` (stable address), ``pages``, ``max_pages``, ``view``."""
 
     __slots__ = ("base", "pages", "max_pages", "declared_max", "view", "size", "_array",
-                 "_finalizer", "__weakref__", "grow_hooks")
+                 "_finalizer", "__weakref__", "grow_hooks", "limits")
 
     def __init__(self, min_pages: int, max_pages: int | None = None) -> None:
         self.base = _reserve(RESERVATION)
@@ -54,6 +55,7 @@ class LinearMemory:
         self.view = memoryview(b"")
         self._array: ctypes.Array[ctypes.c_ubyte] | None = None
         self.grow_hooks: list = []  # called with the memory after every successful growth
+        self.limits: Any = None  # the owning store's StoreLimits (Store.set_limits), if any
         if min_pages > MAX_PAGES or self._commit(min_pages) < 0:
             raise MemoryError(f"cannot allocate a linear memory of {min_pages} pages")
 
@@ -67,11 +69,15 @@ class LinearMemory:
         self.view = memoryview(self._array).cast("B")
         return old
 
-    def grow(self, delta: int, limit: int | None = None) -> int:
-        """Grow by ``delta`` pages; returns the old size in pages, or -1 (spec 4.4.7.9)."""
+    def grow(self, delta: int) -> int:
+        """Grow by ``delta`` pages; returns the old size in pages, or -1 (spec 4.4.7.9), also past
+        the store's ``memory_size`` limit."""
         old = self.pages
         new = old + delta
-        if new > self.max_pages or (limit is not None and new > limit):
+        if new > self.max_pages:
+            return -1
+        limit = self.limits.memory_size if self.limits is not None else None
+        if limit is not None and new * PAGE_SIZE > limit:
             return -1
         if delta == 0:
             return old

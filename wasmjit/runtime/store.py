@@ -15,10 +15,12 @@ from __future__ import annotations
 import ctypes
 from array import array
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TrapCode, WasmjitError
 from ..structure import FuncType, GlobalType
+from .memory import PAGE_SIZE
 from .vmctx import MAX_FUNCS, EpochCounter, FuncArrays, VMStore, VMTable
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ MAX_TABLE_ELEMENTS = 10_000_000  # implementation limit on table growth (80 MB o
 # ask for gigabytes: 200 tables of 10M elements)
 MAX_INSTANCE_TABLE_ELEMENTS = 10_000_000
 DEFAULT_MAX_CALL_DEPTH = 10_000  # wasm call depth before "call stack exhausted"
+DEFAULT_MAX_WASM_STACK = 512 << 10  # native stack (bytes) below a store's outermost entry
+MAX_WASM_STACK = 4 << 20  # the most Config.max_wasm_stack may ask (host thread stacks are 8 MiB)
 
 RawCall = Callable[[list], list]
 
@@ -109,10 +113,22 @@ class GlobalInst:
         return self.cell.buffer_info()[0]
 
 
+@dataclass
+class StoreLimits:
+    """``Store.set_limits``: None is no limit. Sizes are per memory (bytes) and per table
+    (elements), counts are of what instantiation creates in the store."""
+
+    memory_size: int | None = None
+    table_elements: int | None = None
+    instances: int | None = None
+    tables: int | None = None
+    memories: int | None = None
+
+
 class TableInst:
     """A table of reference handles, with the ``VMTable`` native code reads kept current."""
 
-    __slots__ = ("elem", "elements", "max", "vm", "budget", "__weakref__")
+    __slots__ = ("elem", "elements", "max", "vm", "budget", "limits", "__weakref__")
 
     def __init__(self, elem: str, size: int, maximum: int | None, init: int = 0,
                  budget: list[int] | None = None) -> None:
@@ -121,6 +137,7 @@ class TableInst:
         self.max = maximum
         # [elements left] shared by the tables of one instance (None: only the per-table limit)
         self.budget = budget
+        self.limits: StoreLimits | None = None  # the owning store's, if any
         self.vm = VMTable()
         self._sync()
 
@@ -131,11 +148,13 @@ class TableInst:
     def size(self) -> int:
         return len(self.elements)
 
-    def grow(self, delta: int, init: int, limit: int | None = None) -> int:
-        """Grow by ``delta`` elements set to ``init``; the old size, or -1 (spec 4.4.6.6)."""
+    def grow(self, delta: int, init: int) -> int:
+        """Grow by ``delta`` elements set to ``init``; the old size, or -1 (spec 4.4.6.6), also
+        past the store's ``table_elements`` limit."""
         old = len(self.elements)
         new = old + delta
         bound = min(self.max if self.max is not None else 0xFFFFFFFF, MAX_TABLE_ELEMENTS)
+        limit = self.limits.table_elements if self.limits is not None else None
         if new > bound or (limit is not None and new > limit):
             return -1
         if self.budget is not None:
@@ -155,7 +174,7 @@ class Store:
     """All runtime objects of one store, plus execution state shared by its tiers."""
 
     def __init__(self, max_call_depth: int = DEFAULT_MAX_CALL_DEPTH, consume_fuel: bool = False,
-                 epoch: EpochCounter | None = None) -> None:
+                 epoch: EpochCounter | None = None, max_wasm_stack: int = DEFAULT_MAX_WASM_STACK) -> None:
         self.funcs: list[Function] = []  # handle - 1 -> function
         self.externs: list[Any] = []  # handle - 1 -> host object
         self._extern_ids: dict[int, int] = {}
@@ -180,8 +199,28 @@ class Store:
         self.epoch_interruption = epoch is not None
         self.epoch = epoch or EpochCounter()
         self.vm.epoch_ptr = self.epoch.address
+        self.limits = StoreLimits()
+        self.memory_count = self.table_count = 0  # created by instantiation (limits count them)
+        self.vm.stack_budget = max_wasm_stack
         self.words = memoryview(self.vm).cast("B").cast("q")
         self.uwords = memoryview(self.vm).cast("B").cast("Q")
+
+    def check_limits(self, tables: list[int], memories: list[int]) -> None:
+        """Before an instance with tables and memories of these minimum sizes (elements, pages)
+        is created: raise WasmjitError if it would exceed a limit (wasmtime's messages)."""
+        limits = self.limits
+        counts = (("instance", len(self.instances) + 1, limits.instances),
+                  ("memory", self.memory_count + len(memories), limits.memories),
+                  ("table", self.table_count + len(tables), limits.tables))
+        for what, count, limit in counts:
+            if limit is not None and count > limit:
+                raise WasmjitError(f"resource limit exceeded: {what} count too high at {count}")
+        for pages in memories:
+            if limits.memory_size is not None and pages * PAGE_SIZE > limits.memory_size:
+                raise WasmjitError(f"memory minimum size of {pages} pages exceeds memory limits")
+        for elements in tables:
+            if limits.table_elements is not None and elements > limits.table_elements:
+                raise WasmjitError(f"table minimum size of {elements} elements exceeds table limits")
 
     def set_fuel(self, fuel: int) -> None:
         injected = min(fuel, (1 << 63) - 1)

@@ -37,6 +37,7 @@ class VMStore(ctypes.Structure):
     _fields_ = [
         ("saved_rsp", u64),  # stack pointer of the innermost native entry (trap unwinding)
         ("stack_limit", u64),  # native code traps with STACK_OVERFLOW below this address
+        ("stack_budget", u64),  # the outermost entry sets stack_limit this far below its rsp
         ("depth", u64),  # wasm call depth (native code counts it like the interpreter)
         ("max_depth", u64),  # STACK_OVERFLOW when a call would go deeper
         ("trap_code", u32),  # set by trap stubs and failed host calls; 0 = no trap
@@ -118,6 +119,7 @@ OFFSET_TYPE_IDS = OFFSETS["type_ids"]
 STORE_OFFSETS: dict[str, int] = _offsets(VMStore)
 STORE_SAVED_RSP = STORE_OFFSETS["saved_rsp"]
 STORE_STACK_LIMIT = STORE_OFFSETS["stack_limit"]
+STORE_STACK_BUDGET = STORE_OFFSETS["stack_budget"]
 STORE_DEPTH = STORE_OFFSETS["depth"]
 STORE_MAX_DEPTH = STORE_OFFSETS["max_depth"]
 STORE_TRAP_CODE = STORE_OFFSETS["trap_code"]
