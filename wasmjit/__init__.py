@@ -16,6 +16,7 @@ from .api import (
                   ImportType,
                   Instance,
                   InstanceExports,
+                  InstancePre,
                   Limits,
                   Linker,
                   Memory,
@@ -37,6 +38,7 @@ from .errors import (
                   ValidationError,
                   WasmjitError,
                   WasmjitTypeError,
+                  WasmjitValueError,
                   WatError,
 )
 from .wasi import ExitTrap, WasiConfig
@@ -44,8 +46,8 @@ from .wat import wat2wasm
 
 __all__ = [
     "Caller", "Config", "DecodeError", "Engine", "ExitTrap", "ExportType", "Frame", "Func", "FuncStats",
-    "FuncType", "Global", "GlobalType", "ImportType", "Instance", "InstanceExports", "Limits",
+    "FuncType", "Global", "GlobalType", "ImportType", "Instance", "InstanceExports", "InstancePre", "Limits",
     "LinkError", "Linker", "Memory", "MemoryType", "Module", "Store", "Table", "TableType", "Trap",
     "TrapCode", "UnsupportedError", "Val", "ValType", "ValidationError", "WasiConfig", "WasmjitError",
-    "WasmjitTypeError", "WatError", "wat2wasm",
+    "WasmjitTypeError", "WasmjitValueError", "WatError", "wat2wasm",
 ]

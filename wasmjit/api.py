@@ -1298,6 +1298,7 @@ def _default_extern(store: Store, imp: ImportType) -> Any:
 
 __all__ = [
     "Caller", "Config", "Engine", "ExportType", "Func", "FuncStats", "FuncType", "Global",
-    "GlobalType", "ImportType", "Instance", "InstanceExports", "Limits", "Linker", "Memory",
-    "MemoryType", "Module", "PAGE_SIZE", "Store", "Table", "TableType", "Val", "ValType", "WasiConfig",
+    "GlobalType", "ImportType", "Instance", "InstanceExports", "InstancePre", "Limits", "Linker",
+    "Memory", "MemoryType", "Module", "PAGE_SIZE", "Store", "Table", "TableType", "Val", "ValType",
+    "WasiConfig",
 ]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from . import api
-from .errors import Trap, WasmjitError
+from .errors import Trap, WasmjitError, WatError
 from .wasi import ExitTrap
 
 EXIT_TRAP = 134  # as wasmtime: 128 + SIGABRT
@@ -143,7 +143,8 @@ def _guard(action: Any) -> int:
         print(f"error: {str(trap).rstrip()}", file=sys.stderr)
         return EXIT_TRAP
     except WasmjitError as err:
-        print(f"error: {err}", file=sys.stderr)
+        # WebAssembly text errors: the parser's message; wasmtime's location lines stay in str(err)
+        print(f"error: {err.reason if isinstance(err, WatError) else err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

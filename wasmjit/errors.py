@@ -26,7 +26,12 @@ class DecodeError(WasmjitError):
 
 
 class WatError(DecodeError):
-    """WebAssembly text could not be parsed (reported by ``wasm-tools parse``)."""
+    """WebAssembly text could not be parsed (reported by ``wasm-tools parse``): ``str()`` is
+    wasmtime's message, with the line and column; ``reason`` is its first line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.reason = message.split("\n", 1)[0]
 
 
 class ValidationError(WasmjitError):

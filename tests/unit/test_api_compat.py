@@ -668,3 +668,31 @@ def test_wasmjit_value_policy_beyond_wasmtime(store: wasmjit.Store) -> None:
     glob = wasmjit.Global(store, wasmjit.GlobalType(wasmjit.ValType.f64(), True), 2)
     assert glob.value(store) == 2.0 and isinstance(glob.value(store), float)
     assert wasmjit.Val.f32(3).value == 3.0
+
+
+# --- wat2wasm ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "(module)", b"(module)", '(module (func (export "f")))',
+    "(module (func (i32.foo)))", "(modul", "", "(module (func $f) (func $f))",
+    b"\0asm\x01\0\0\0", b'(module (data "\xe9"))',
+])
+def test_wat2wasm_matches_wasmtime(text: Any) -> None:
+    """A bytearray, or the same message: the parser's text, then ``--> <anon>:LINE:COL`` and the
+    offending line; binary and non-UTF-8 input are refused as wasmtime's parser refuses them."""
+    expected = outcome(lambda: wasmtime.wat2wasm(text))
+    got = outcome(lambda: wasmjit.wat2wasm(text))
+    assert got == expected
+    assert type(got[1]) is (bytearray if got[0] == "ok" else str)
+
+
+def test_wat2wasm_errors() -> None:
+    with pytest.raises(wasmjit.WatError) as info:
+        wasmjit.wat2wasm("(module (func (i32.foo)))")
+    assert isinstance(info.value, wasmjit.DecodeError)
+    assert info.value.reason == "unknown operator or unexpected token"
+    assert str(info.value).splitlines()[1] == "     --> <anon>:1:16"
+    with pytest.raises(WasmjitTypeError):
+        wasmjit.wat2wasm(5)  # type: ignore[arg-type]
+    assert wasmjit.wat2wasm(bytearray(b"(module)")) == bytearray(b"\0asm\x01\0\0\0")  # wasmtime-py: TypeError
