@@ -607,6 +607,20 @@ BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 SINGLE_BYTE: list[Op | None] = [BY_CODE.get(b) for b in range(256)]
 
 
+def fuel_step(body: list, i: int) -> tuple[int, bool]:
+    """The fuel ``body[i]`` adds to its run of instructions charged together, and whether the
+    run ends after it (a per-item instruction with a count known only at run time ends it)."""
+    op = body[i][0]
+    cost, ends = op.fuel, op.ends_fuel_block
+    if op.fuel_per_item:
+        items = constant_items(body, i)
+        if items is None:
+            ends = True
+        else:
+            cost += items
+    return cost, ends
+
+
 def constant_items(body: list, i: int) -> int | None:
     """For the per-item instruction at ``body[i]`` (decoded ``(op, imm, offset)`` entries): the
     count it handles when an ``i32.const`` pushes it right before, else None (known at run time)."""

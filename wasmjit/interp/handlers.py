@@ -126,14 +126,18 @@ def fuel_charge(words: memoryview, cost: int, n: int) -> Handler:
     return fuel_charge
 
 
+def _burn(words: memoryview, cost: int) -> None:
+    """Charge ``cost`` and trap once no fuel is left."""
+    left = words[FUEL] - cost
+    words[FUEL] = left
+    if left <= 0:
+        raise Trap(TrapCode.OUT_OF_FUEL)
+
+
 def fuel_check(words: memoryview, cost: int, n: int) -> Handler:
-    """A function entry (``cost``: the entry's charge) or a loop header (0): trap once no fuel
-    is left."""
+    """A function entry (``cost``: the entry's charge) or a loop header (0)."""
     def fuel_check(R: list) -> int:
-        left = words[FUEL] - cost
-        words[FUEL] = left
-        if left <= 0:
-            raise Trap(TrapCode.OUT_OF_FUEL)
+        _burn(words, cost)
         return n
     return fuel_check
 
@@ -148,12 +152,8 @@ def fuel_per_item(words: memoryview, count: int, grows: bool, factory: Callable[
     def fuel_per_item(R: list) -> int:
         items = R[count]
         n = inner(R)
-        if grows and R[result] == M32:
-            return n  # a failed grow charges and checks nothing
-        left = words[FUEL] - items
-        words[FUEL] = left
-        if left <= 0:
-            raise Trap(TrapCode.OUT_OF_FUEL)
+        if not (grows and R[result] == M32):  # a failed grow charges and checks nothing
+            _burn(words, items)
         return n
     return fuel_per_item
 

@@ -122,18 +122,11 @@ class Translator:
         if self.fuel:
             self.emit(H.fuel_save, self.words, NEXT)
 
-    def count_fuel(self, op: O.Op, i: int) -> bool:
-        """Before ``op`` (``body[i]``): open a run of instructions charged together (its charge
-        runs first, the cost is filled in when the run ends) and count ``op`` in it. Whether the
-        run ends after ``op``."""
-        cost = op.fuel
-        ends = op.ends_fuel_block
-        if op.fuel_per_item:
-            items = O.constant_items(self.info.body, i)
-            if items is None:
-                ends = True
-            else:
-                cost += items
+    def count_fuel(self, i: int) -> bool:
+        """Before ``body[i]``: open a run of instructions charged together (its charge
+        runs first, the cost is filled in when the run ends) and count the instruction in it.
+        Whether the run ends after it."""
+        cost, ends = O.fuel_step(self.info.body, i)
         if cost:
             if self.charge is None:
                 self.charge = self.emit(H.fuel_charge, self.words, 0, NEXT)
@@ -240,7 +233,7 @@ class Translator:
                 # Dead code: skip it, including whole nested blocks.
                 i = ends[i] + 1 if name in ("block", "loop", "if") else i + 1
                 continue
-            run_ends = self.count_fuel(op, i) if fuel and self.live else op.ends_fuel_block
+            run_ends = self.count_fuel(i) if fuel and self.live else op.ends_fuel_block
             handler = _HANDLERS.get(name)
             if handler is not None:
                 handler(self, i, imm)

@@ -151,7 +151,7 @@ class Lowerer:
                 pos += 1
                 continue
             self.pos = pos
-            if self.fuel and self.count_fuel(op, pos):
+            if self.fuel and self.count_fuel(pos):
                 self.visit(op, imm, pos)
                 self.charge = None
             else:
@@ -168,17 +168,10 @@ class Lowerer:
         if self.epoch:
             self.emit("epoch_check")
 
-    def count_fuel(self, op: O.Op, pos: int) -> bool:
+    def count_fuel(self, pos: int) -> bool:
         """A run of instructions that execute together is charged once, at its start. Whether
-        the run ends after ``op`` (``body[pos]``)."""
-        cost = op.fuel
-        ends = op.ends_fuel_block
-        if op.fuel_per_item:
-            items = O.constant_items(self.info.body, pos)
-            if items is None:
-                ends = True
-            else:
-                cost += items
+        the run ends after ``body[pos]``."""
+        cost, ends = O.fuel_step(self.info.body, pos)
         if cost:
             if self.charge is None:
                 self.charge = self.ir.emit("fuel_charge", wasm_offset=self.offset, cost=0)
