@@ -157,3 +157,26 @@ def test_cli_verify_reports_and_keeps_output_correct(tmp_path: Path) -> None:
     assert (checked.returncode, checked.stdout.strip()) == (0, str(expected))
     assert "warning: wasmjit: native code of mix disagrees with the interpreter" in checked.stderr
     assert "FAILED: native code of mix" in checked.stderr
+
+
+def test_fuel_is_verified_and_left_as_the_program_had_it() -> None:
+    """With consume_fuel, every run starts from the program's fuel (an earlier input's run does
+    not use it up) and the fuel left must agree too."""
+    config = wasmjit.Config()
+    config.tier = "tiered"
+    config.verify = True
+    config.consume_fuel = True
+    config.tier_up_calls, config.tier_up_loops = 2, 1_000_000
+    store = wasmjit.Store(wasmjit.Engine(config))
+    add = wasmjit.Instance(store, wasmjit.Module(store.engine, """(module (func (export "add")
+        (param i32) (result i32) (i32.add (local.get 0) (i32.const 5))))"""), []).exports(store)["add"]
+    left = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fuel in (100, 100, 3, 100):  # the third call tiers up with 3 units left
+            store.set_fuel(fuel)
+            assert add(store, 1) == 6
+            left.append(store.get_fuel())
+    assert left == [96, 96, 0, 96]
+    stats = next(s for s in store.func_stats() if s.index == 0)
+    assert stats.tier == "jit" and stats.verified.startswith("passed")

@@ -141,6 +141,7 @@ class _Session:
         self.emulated = native._make_entry(func, self.state, entry, func.type.params, self.emulator.enter)
         self.interpreted = machine.make_entry(func, machine.translate(func))
         self.results = func.type.results
+        self.native_fuel = 0  # fuel left after the last emulated run (Config.consume_fuel)
 
     def __enter__(self) -> _Session:
         store, vm = self.store, self.store.vm
@@ -170,15 +171,20 @@ class _Session:
             snapshot.restore(self.emulator)
         if native_out is None:
             return None
+        vm = self.store.vm
         try:
             interp_out = _with_budget(lambda: self._outcome(self.interpreted, args), INTERP_BUDGET)
             interp_state = snapshot.capture()
+            interp_fuel = vm.fuel
         finally:
             snapshot.restore(self.emulator)
+            ctypes.memmove(ctypes.addressof(vm), self.vm_bytes, len(self.vm_bytes))
         if interp_out is None:
             return None
         if not self._same_outcome(native_out, interp_out):
             return f"native {_show(native_out)}, interpreter {_show(interp_out)}"
+        if self.store.consume_fuel and self.native_fuel != interp_fuel:
+            return f"fuel left is {self.native_fuel} natively, {interp_fuel} interpreted"
         return snapshot.difference(native_state, interp_state)
 
     def _run_emulated(self, args: list[Any]) -> tuple | None:
@@ -193,6 +199,7 @@ class _Session:
             return self._outcome(self.emulated, args)
         finally:
             code[handle] = slot
+            self.native_fuel = vm.fuel
             ctypes.memmove(ctypes.addressof(vm), self.vm_bytes, len(self.vm_bytes))
 
     @staticmethod
