@@ -13,6 +13,7 @@ import ctypes
 import functools
 import os
 import sys
+import tomllib
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from .runtime.store import DEFAULT_MAX_WASM_STACK, MAX_WASM_STACK
 from .runtime.store import Store as _RtStore
 from .runtime.vmctx import EpochCounter
 from .validate import ValidatedModule, validate_module
+from .validate.features import BULK_MEMORY, MULTI_VALUE, REFERENCE_TYPES, check_features
 from .wasi import FUNCTIONS as WASI_FUNCTIONS
 from .wasi import MODULE_NAME as WASI_MODULE
 from .wasi import WasiConfig, WasiContext, raw_host
@@ -83,8 +85,112 @@ def _tier_up_from_env() -> tuple[int | None, int | None]:
     return calls, loops
 
 
+class _Setting:
+    """One of wasmtime-py's Config settings: checked as wasmtime-py checks it when set (same
+    exception types and messages), then stored; readable too (wasmtime-py's are write-only).
+    Reading one that was never set gives ``default``: what wasmjit does."""
+
+    def __init__(self, default: Any, check: Callable[[Any], None]) -> None:
+        self.default, self.check = default, check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, config: Any, owner: type | None = None) -> Any:
+        if config is None:
+            return self
+        return config.__dict__.get(self.name, self.default)
+
+    def __set__(self, config: Any, value: Any) -> None:
+        self.check(value)
+        config.__dict__[self.name] = value
+
+
+def _bool(value: Any) -> None:
+    if not isinstance(value, bool):
+        raise WasmjitTypeError("expected a bool")
+
+
+def _int(value: Any) -> None:
+    if not isinstance(value, int):
+        raise WasmjitTypeError("expected an int")
+
+
+def _one_of(what: str, *options: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if value not in options:
+            raise WasmjitError(f"unknown {what}: {value}")
+    return check
+
+
+def _cache(value: Any) -> None:
+    """True (wasmtime's default cache) or the path of a readable TOML cache configuration.
+    wasmjit keeps no code cache: the setting is only checked and stored."""
+    if isinstance(value, bool):
+        if not value:
+            raise WasmjitError("caching cannot be explicitly disabled")
+        return
+    if not isinstance(value, str):
+        raise WasmjitTypeError("expected string or bool")
+    try:
+        text = Path(value).read_text()
+    except OSError as err:
+        raise WasmjitError(f"failed to read config file: {value}\n\nCaused by:\n    "
+                           f"{err.strerror} (os error {err.errno})\n") from None
+    try:
+        _check_cache_fields(tomllib.loads(text))
+    except (tomllib.TOMLDecodeError, ValueError) as err:
+        raise WasmjitError(f"failed to parse config file: {value}\n\nCaused by:\n    {err}\n") from None
+
+
+_CACHE_FIELDS = ("directory", "worker-event-queue-size", "baseline-compression-level",
+                 "optimized-compression-level", "optimized-compression-usage-counter-threshold",
+                 "cleanup-interval", "optimizing-compression-task-timeout",
+                 "allowed-clock-drift-for-files-from-future", "file-count-soft-limit",
+                 "files-total-size-soft-limit", "file-count-limit-percent-if-deleting",
+                 "files-total-size-limit-percent-if-deleting")
+
+
+def _check_cache_fields(config: dict[str, Any]) -> None:
+    """The fields wasmtime's cache configuration has (wasmtime also says where, line and column)."""
+    for key in config:
+        if key != "cache":
+            raise ValueError(f"unknown field `{key}`, expected `cache`")
+    for key in config.get("cache", {}):
+        if key not in _CACHE_FIELDS:
+            raise ValueError(f"unknown field `{key}`, expected one of "
+                             + ", ".join(f"`{field}`" for field in _CACHE_FIELDS))
+
+
+# Architectures of target triples (target-lexicon's names wasmtime knows); wasmjit emits x86-64.
+_ARCHITECTURES = ("x86_64", "aarch64", "riscv64", "riscv64gc", "s390x", "i686", "arm", "armv7",
+                  "wasm32", "wasm64", "pulley32", "pulley64", "pulley32be", "pulley64be")
+
+
+def _target(value: Any) -> None:
+    if not isinstance(value, str):
+        raise WasmjitTypeError("expected a str")
+    arch = value.split("-", 1)[0]
+    if arch not in _ARCHITECTURES:
+        raise WasmjitError(f"Unrecognized architecture: {arch}")
+    if arch != "x86_64":
+        raise UnsupportedError(f"wasmjit generates x86-64 code only, not {arch} ({value})")
+
+
+def _str(what: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise WasmjitTypeError(f"expected a str{what}")
+
+
 class Config:
-    """Engine settings. ``tier`` selects the execution tier (default: $WASMJIT_TIER or tiered)."""
+    """Engine settings. ``tier`` selects the execution tier (default: $WASMJIT_TIER or tiered).
+
+    wasmtime-py's settings are all accepted, checked as wasmtime-py checks them, and stored;
+    the proposals wasmjit implements (``wasm_multi_value``, ``wasm_bulk_memory``,
+    ``wasm_reference_types``) are honoured: switched off, modules using them are invalid. The
+    other settings (other proposals, Cranelift, caching, profiling, memory reservation) have no
+    effect in wasmjit.
+    """
 
     def __init__(self) -> None:
         self._tier: str | None = None
@@ -111,6 +217,71 @@ class Config:
     def tier(self, value: str) -> None:
         resolve_tier(value)  # reject unknown and unavailable tiers now, not at first use
         self._tier = value
+
+    # WebAssembly proposals: the three wasmjit implements can be switched off...
+    wasm_multi_value = _Setting(True, _bool)
+    wasm_bulk_memory = _Setting(True, _bool)
+    wasm_reference_types = _Setting(True, _bool)
+    # ... the others are not implemented (modules using them are rejected whatever these say).
+    wasm_threads = _Setting(False, _bool)
+    wasm_tail_call = _Setting(False, _bool)
+    wasm_simd = _Setting(False, _bool)
+    wasm_relaxed_simd = _Setting(False, _bool)
+    wasm_relaxed_simd_deterministic = _Setting(False, _bool)
+    wasm_multi_memory = _Setting(False, _bool)
+    wasm_memory64 = _Setting(False, _bool)
+    wasm_exceptions = _Setting(False, _bool)
+    wasm_function_references = _Setting(False, _bool)
+    wasm_gc = _Setting(False, _bool)
+    wasm_wide_arithmetic = _Setting(False, _bool)
+    wasm_custom_page_sizes = _Setting(False, _bool)
+    wasm_stack_switching = _Setting(False, _bool)
+    wasm_component_model = _Setting(False, _bool)
+    wasm_component_model_map = _Setting(False, _bool)
+    wasm_component_model_implements = _Setting(False, _bool)
+    shared_memory = _Setting(False, _bool)
+    gc_support = _Setting(True, _bool)
+    # Code generation and runtime settings of wasmtime's, stored only.
+    debug_info = _Setting(False, _bool)
+    strategy = _Setting("auto", _one_of("strategy", "auto", "cranelift"))
+    cranelift_debug_verifier = _Setting(False, _bool)
+    cranelift_opt_level = _Setting("speed", _one_of("opt level", "none", "speed", "speed_and_size"))
+    cranelift_nan_canonicalization = _Setting(False, _bool)
+    profiler = _Setting("none", _one_of("profiler", "none", "jitdump", "vtune", "perfmap"))
+    cache = _Setting(False, _cache)  # False: not set (wasmtime-py refuses False when set)
+    parallel_compilation = _Setting(False, _bool)  # wasmjit compiles on the calling thread
+    memory_may_move = _Setting(True, _bool)
+    memory_reservation = _Setting(0, _int)
+    memory_guard_size = _Setting(0, _int)
+    memory_reservation_for_growth = _Setting(0, _int)
+    native_unwind_info = _Setting(True, _bool)
+    target = _Setting("x86_64-unknown-linux-gnu", _target)
+    macos_use_mach_ports = _Setting(False, _bool)
+    signals_based_traps = _Setting(True, _bool)
+    memory_init_cow = _Setting(True, _bool)
+
+    def cranelift_flag_enable(self, flag: str) -> None:
+        """Stored in ``cranelift_flags`` (as "true"); wasmjit has no Cranelift."""
+        _str("", flag)
+        self.cranelift_flags[flag] = "true"
+
+    def cranelift_flag_set(self, key: str, value: str) -> None:
+        """Stored in ``cranelift_flags``; wasmjit has no Cranelift."""
+        _str(" for key", key)
+        _str(" for value", value)
+        self.cranelift_flags[key] = value
+
+    @property
+    def cranelift_flags(self) -> dict[str, str]:
+        """The flags ``cranelift_flag_enable``/``cranelift_flag_set`` stored."""
+        return self.__dict__.setdefault("_cranelift_flags", {})
+
+    @property
+    def disabled_features(self) -> frozenset[str]:
+        """The implemented proposals switched off (names of ``wasmjit.validate.features``)."""
+        settings = {MULTI_VALUE: self.wasm_multi_value, BULK_MEMORY: self.wasm_bulk_memory,
+                    REFERENCE_TYPES: self.wasm_reference_types}
+        return frozenset(name for name, enabled in settings.items() if not enabled)
 
 
 class Engine:
@@ -585,6 +756,13 @@ def _stats(func: WasmFunction) -> FuncStats:
                      verified)
 
 
+def _load(engine: Engine, binary: bytes) -> ValidatedModule:
+    """Decode and validate ``binary`` with the proposals ``engine``'s Config allows."""
+    module = decode_module(binary)
+    check_features(module, engine.config.disabled_features)
+    return validate_module(module)
+
+
 class Module:
     """A decoded and validated module: ``Module(engine, wasm_bytes_or_wat_text)``."""
 
@@ -598,7 +776,7 @@ class Module:
         else:
             raise WasmjitTypeError(f"expected wasm bytes or WAT text, found {type(wasm).__name__}")
         self.engine = engine
-        self._vmod: ValidatedModule = validate_module(decode_module(binary))
+        self._vmod: ValidatedModule = _load(engine, binary)
 
     @classmethod
     def from_file(cls, engine: Engine, path: str | os.PathLike) -> Module:
@@ -611,7 +789,7 @@ class Module:
     @staticmethod
     def validate(engine: Engine, wasm: bytes | bytearray) -> None:
         """Raise DecodeError/ValidationError if ``wasm`` is not a valid module."""
-        validate_module(decode_module(bytes(wasm)))
+        _load(engine, bytes(wasm))
 
     @property
     def imports(self) -> list[ImportType]:

@@ -15,7 +15,15 @@ import wasmtime
 from test_api import outcome, same_as_wasmtime
 
 import wasmjit
-from wasmjit import LinkError, Trap, TrapCode, WasmjitError, WasmjitTypeError
+from wasmjit import (
+    LinkError,
+    Trap,
+    TrapCode,
+    UnsupportedError,
+    ValidationError,
+    WasmjitError,
+    WasmjitTypeError,
+)
 
 I32 = wasmjit.ValType.i32()
 
@@ -696,3 +704,151 @@ def test_wat2wasm_errors() -> None:
     with pytest.raises(WasmjitTypeError):
         wasmjit.wat2wasm(5)  # type: ignore[arg-type]
     assert wasmjit.wat2wasm(bytearray(b"(module)")) == bytearray(b"\0asm\x01\0\0\0")  # wasmtime-py: TypeError
+
+
+# --- Config ------------------------------------------------------------------------------------
+
+BOOL_SETTINGS = [
+    "debug_info", "wasm_threads", "wasm_tail_call", "wasm_reference_types", "wasm_simd", "wasm_bulk_memory",
+    "wasm_multi_value", "wasm_multi_memory", "wasm_memory64", "wasm_relaxed_simd",
+    "wasm_relaxed_simd_deterministic", "wasm_component_model", "wasm_component_model_map",
+    "wasm_component_model_implements", "wasm_exceptions", "wasm_function_references", "wasm_gc",
+    "wasm_wide_arithmetic", "wasm_custom_page_sizes", "wasm_stack_switching", "cranelift_debug_verifier",
+    "parallel_compilation", "shared_memory", "gc_support", "cranelift_nan_canonicalization",
+    "memory_may_move", "native_unwind_info", "macos_use_mach_ports", "signals_based_traps", "memory_init_cow",
+]
+SETTINGS = (
+    [(name, value) for name in BOOL_SETTINGS for value in (True, False, 1, None)]
+    + [(name, value) for name in ("memory_reservation", "memory_guard_size", "memory_reservation_for_growth")
+       for value in (1 << 20, "x", 1.0)]
+    + [("strategy", v) for v in ("auto", "cranelift", "winch", 5, None)]
+    + [("cranelift_opt_level", v) for v in ("none", "speed", "speed_and_size", "fast")]
+    + [("profiler", v) for v in ("none", "jitdump", "vtune", "perfmap", "perf")]
+    + [("cache", v) for v in (True, False, 3, "/nonexistent/cache.toml")]
+    + [("target", v) for v in ("x86_64-unknown-linux-gnu", "foo-bar", 3)]
+)
+
+
+def set_outcome(lib: Any, name: str, value: Any) -> tuple:
+    config = lib.Config()
+    try:
+        setattr(config, name, value)
+    except Exception as err:  # noqa: BLE001 - the comparison is the point
+        return ("raised", isinstance(err, TypeError), str(err))
+    return ("ok", None)
+
+
+@pytest.mark.parametrize(("name", "value"), SETTINGS)
+def test_config_settings_match_wasmtime(name: str, value: Any) -> None:
+    """wasmtime-py's Config settings: the same values accepted, the same refused with the same
+    exception kind (TypeError or not) and message; wasmjit also lets them be read back."""
+    expected = set_outcome(wasmtime, name, value)
+    assert set_outcome(wasmjit, name, value) == expected
+    config = wasmjit.Config()
+    if expected[0] == "ok":
+        setattr(config, name, value)
+        assert getattr(config, name) == value
+    else:
+        with pytest.raises(WasmjitError):
+            setattr(config, name, value)
+
+
+def test_config_cache_file(tmp_path: Any) -> None:
+    good, unknown, broken = tmp_path / "good.toml", tmp_path / "unknown.toml", tmp_path / "broken.toml"
+    good.write_text(f'[cache]\ndirectory = "{tmp_path}"\n')
+    unknown.write_text("[cache]\nenabled = true\n")
+    broken.write_text("[cache\n")
+    for lib in (wasmtime, wasmjit):
+        lib.Config().cache = str(good)
+        for path, cause in ((unknown, "unknown field `enabled`, expected one of `directory`"), (broken, "")):
+            with pytest.raises(Exception) as info:  # noqa: PT011 - WasmtimeError or WasmjitError
+                lib.Config().cache = str(path)
+            assert str(info.value).startswith(f"failed to parse config file: {path}\n\nCaused by:\n")
+            assert cause in str(info.value)
+    config = wasmjit.Config()
+    config.cache = str(good)
+    assert config.cache == str(good)
+
+
+def test_config_cranelift_flags_and_defaults() -> None:
+    config = wasmjit.Config()
+    assert (config.wasm_multi_value, config.wasm_simd, config.strategy, config.cranelift_flags) == (
+        True, False, "auto", {})
+    config.cranelift_flag_enable("has_sse41")
+    config.cranelift_flag_set("opt_level", "speed")
+    assert config.cranelift_flags == {"has_sse41": "true", "opt_level": "speed"}
+    for lib in (wasmtime, wasmjit):
+        with pytest.raises(TypeError, match="expected a str for value"):
+            lib.Config().cranelift_flag_set("x", 1)
+        with pytest.raises(TypeError, match="expected a str"):
+            lib.Config().cranelift_flag_enable(3)
+        lib.Config().some_future_setting = 1  # an unknown name is a plain attribute in both
+    with pytest.raises(UnsupportedError, match="x86-64 code only"):
+        wasmjit.Config().target = "aarch64-unknown-linux-gnu"
+
+
+FEATURE_MODULES = {
+    "multi_value_type": "(module (type (func (result i32 i32))))",
+    "multi_value_block": "(module (func (param i32) (result i32) local.get 0\n"
+                         "  (block (param i32) (result i32))))",
+    "bulk_passive_data": '(module (memory 1) (data "x"))',
+    "bulk_passive_elem": "(module (table 1 funcref) (func $f) (elem func $f))",
+    "bulk_instruction": "(module (memory 1) (func (memory.fill (i32.const 0) (i32.const 0) (i32.const 0))))",
+    "plain": "(module (memory 1) (func (result i32) (block (result i32) (i32.const 1))))",
+}
+
+
+@pytest.mark.parametrize("feature", ["wasm_multi_value", "wasm_bulk_memory"])
+@pytest.mark.parametrize("module", list(FEATURE_MODULES))
+def test_disabled_proposals_match_wasmtime(feature: str, module: str) -> None:
+    """Switched off, a proposal's modules are invalid with wasmtime's message (wasmtime-py wraps
+    it in "failed to parse/compile ..." text), and other modules still load."""
+    wat = FEATURE_MODULES[module]
+    ref_config = wasmtime.Config()
+    setattr(ref_config, feature, False)
+    expected = outcome(lambda: wasmtime.Module(wasmtime.Engine(ref_config), wat) and "loaded")
+    config = wasmjit.Config()
+    setattr(config, feature, False)
+    engine = wasmjit.Engine(config)
+    got = outcome(lambda: wasmjit.Module(engine, wat) and "loaded")
+    assert got[0] == expected[0]
+    if got[0] == "raised":
+        with pytest.raises(ValidationError) as info:
+            wasmjit.Module.validate(engine, wasmjit.wat2wasm(wat))
+        assert info.value.reason in expected[1]
+    assert wasmjit.Module(wasmjit.Engine(), wat)  # on by default
+
+
+@pytest.mark.parametrize(("wat", "message"), [
+    ("(module (func (param externref)))", "reference types support is not enabled"),
+    ("(module (table 1 externref))", "reference types support is not enabled"),
+    ("(module (table 1 funcref) (table 1 funcref))", "multiple tables"),
+    ("(module (table 1 funcref) (func (drop (table.size 0))))", "reference types support is not enabled"),
+    ("(module (func (drop (ref.null func))))", "reference types support is not enabled"),
+    ("(module (func (result i32) (select (result i32) (i32.const 1) (i32.const 2) (i32.const 0))))",
+     "reference types support is not enabled"),
+    ("(module (table 1 funcref) (elem (i32.const 0) funcref (ref.null func)))",
+     "reference types support is not enabled"),
+])
+def test_reference_types_can_be_switched_off(wat: str, message: str) -> None:
+    """wasmtime 50 cannot switch reference types off (its component model needs them: the
+    engine aborts); wasmjit can, with wasmparser's messages."""
+    config = wasmjit.Config()
+    config.wasm_reference_types = False
+    with pytest.raises(ValidationError, match=message):
+        wasmjit.Module(wasmjit.Engine(config), wat)
+    wasmjit.Module(wasmjit.Engine(), wat)
+
+
+def test_mvp_module_runs_with_proposals_off(tier: str) -> None:
+    config = wasmjit.Config()
+    config.tier = tier
+    config.wasm_multi_value = config.wasm_bulk_memory = config.wasm_reference_types = False
+    engine = wasmjit.Engine(config)
+    store = wasmjit.Store(engine)
+    exports = exports_of(wasmjit, store, """(module (memory 1) (table 1 funcref) (elem (i32.const 0) $sq)
+      (type $t (func (param i32) (result i32)))
+      (func $sq (param i32) (result i32) (i32.mul (local.get 0) (local.get 0)))
+      (func (export "run") (param i32) (result i32)
+        (block (result i32) (call_indirect (type $t) (local.get 0) (i32.const 0)))))""")
+    assert exports["run"](store, 7) == 49
