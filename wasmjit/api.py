@@ -701,6 +701,7 @@ class Store:
 
     def set_wasi(self, wasi: WasiConfig) -> None:
         """Give WASI functions defined by ``Linker.define_wasi`` this configuration."""
+        _as_store(self)
         self._wasi = wasi.context()
 
     def _wasi_context(self) -> WasiContext:

@@ -488,11 +488,12 @@ def test_closed_store_raises_like_wasmtime(engine: wasmjit.Engine, store: wasmji
                 lambda: lib.Memory(inside, lib.MemoryType(lib.Limits(1, None))),
                 lambda: lib.Global(inside, lib.GlobalType(lib.ValType.i32(), False), 1),
                 lambda: lib.Instance(inside, lib.Module(engine, "(module)"), []),
-                lambda: lib.Linker(engine).instantiate(inside, lib.Module(engine, "(module)"))]
+                lambda: lib.Linker(engine).instantiate(inside, lib.Module(engine, "(module)")),
+                lambda: inside.set_wasi(lib.WasiConfig())]
         return before, [outcome(use) for use in uses], inside.close(), inside.engine is engine
 
     got = same_as_wasmtime(snippet, engine, store)
-    assert got == ("ok", (5, [("raised", "already closed")] * 17, None, True))
+    assert got == ("ok", (5, [("raised", "already closed")] * 18, None, True))
 
 
 def test_closed_store_error_is_a_value_error(store: wasmjit.Store) -> None:
