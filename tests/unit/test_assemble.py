@@ -116,6 +116,8 @@ def mov_forms(m: Masm) -> None:
             m.movabs(g, value)
             m.mov_imm(g, value)
             m.mov_imm(g.r32, value & 0xFFFF_FFFF)
+            m.mov_reloc(g, value, ("test", value))
+            m.mov_reloc(g.r32, value & 0xFFFF_FFFF, ("test", value))
 
 
 def extend_forms(m: Masm) -> None:
@@ -340,7 +342,8 @@ FAMILIES: dict[str, Callable[[Masm], None]] = {
 
 WHITELIST = {
     "add", "sub", "and_", "or_", "xor", "cmp", "adc", "sbb", "test", "mov", "movabs", "mov_imm", "movzx",
-    "movsx", "movsxd", "lea", "xchg", "imul", "mul", "div", "idiv", "neg", "not_", "cdq", "cqo", "shl", "shr",
+    "mov_reloc", "movsx", "movsxd", "lea", "xchg", "imul", "mul", "div", "idiv", "neg", "not_", "cdq", "cqo",
+    "shl", "shr",
     "sar", "rol", "ror", "setcc", "cmovcc", "jmp", "call", "jcc", "ret", "push", "pop", "ud2", "int3", "nop",
     "popcnt", "lzcnt", "tzcnt", "bsf", "bsr", "bswap", "movd", "movq", "movss", "movsd", "movaps", "movapd",
     "movups", "movupd", "addss", "addsd", "subss", "subsd", "mulss", "mulsd", "divss", "divsd", "sqrtss",
@@ -374,8 +377,9 @@ def test_round_trip_covers_every_mnemonic() -> None:
         emit(m)
         seen |= {stmt.mnemonic for stmt in m.listing().stmts if isinstance(stmt, Insn)}
     expected = {name.rstrip("_").replace("rep_", "rep ") for name in WHITELIST} - {
-        "setcc", "cmovcc", "jcc", "mov_imm", "jump_table", "table_jump", "const_u32", "const_u64",
-        "const_f32", "const_f64", "const_u64x2", "constant", "new_label", "bind", "align", "listing", "text"}
+        "setcc", "cmovcc", "jcc", "mov_imm", "mov_reloc", "jump_table", "table_jump", "const_u32",
+        "const_u64", "const_f32", "const_f64", "const_u64x2", "constant", "new_label", "bind", "align",
+        "listing", "text"}
     expected |= {prefix + cond.value for cond in Cond for prefix in ("set", "cmov", "j")}
     assert expected <= seen
 
@@ -415,6 +419,25 @@ def test_label_addresses_come_from_the_walk() -> None:
     entries = struct.unpack("<3i", a.code[40 - 4:52 - 4])
     assert entries == (-36, -24, -20)
     assert a.code[32 - 4:40 - 4] == struct.pack("<d", 1.0)
+
+
+def test_relocations_are_the_last_bytes_of_their_instructions() -> None:
+    """mov_reloc's immediate has a fixed width whatever the value (movabs into a 64-bit register,
+    mov r32, imm32 into a 32-bit one), and the walk finds it after padding and other code."""
+    m = Masm()
+    m.mov_reloc(RAX, 0, ("a",))  # small values would fit shorter encodings
+    m.align(16)
+    m.mov_reloc(R11.r32, 5, ("b", 1))
+    m.add(RAX, RDI)
+    m.mov_reloc(R10, 0x1234_5678_9ABC_DEF0, ("c", "name", (1, 2)))
+    m.movsd(XMM0, Mem(m.const_f64(2.5), size=8))
+    m.ret()
+    a = assemble(m, ADDRESS, full=True)
+    assert [(r.offset, r.width, r.target) for r in a.relocations] == [
+        (2, 8, ("a",)), (18, 4, ("b", 1)), (27, 8, ("c", "name", (1, 2)))]
+    assert a.code[2:10] == bytes(8) and a.code[18:22] == (5).to_bytes(4, "little")
+    assert a.code[27:35] == (0x1234_5678_9ABC_DEF0).to_bytes(8, "little")
+    assert a.insn_addresses[1] == ADDRESS + 16 and a.insn_addresses[3] == ADDRESS + 25
 
 
 def test_empty_and_label_only_functions() -> None:

@@ -41,10 +41,15 @@ PROGRAMS = {
           (return (i32.const 10))) (return (i32.const 20))) (i32.const 30)))""",
 }
 
-ENV = codegen.CompileEnv(
-    func_handles=[1, 2, 3], local_funcs={0, 1, 2}, func_arrays=(0x10000, 0x20000, 0x30000),
-    global_cells=[0x40000], type_ids=[1, 2, 3], trap_routine=0x50000, helper_routine=0x60000,
-    helper_id=lambda name, imm: 0)
+# Store values for the relocation targets: handle i+1, arrays at 0x10000/0x20000/0x30000, global
+# cells from 0x40000, type ids from 1, trap and helper routines at 0x50000 and 0x60000, helper 0.
+_VALUES = {
+    "func_code": lambda i: 0x10000 + 8 * (i + 1), "func_vmctx": lambda i: 0x20000 + 8 * (i + 1),
+    "func_handle": lambda i: i + 1, "code_array": lambda: 0x10000, "vmctx_array": lambda: 0x20000,
+    "type_array": lambda: 0x30000, "global": lambda i: 0x40000 + 8 * i, "type_id": lambda i: i + 1,
+    "trap_routine": lambda: 0x50000, "helper_routine": lambda: 0x60000, "helper": lambda name, imm: 0,
+}
+ENV = codegen.CompileEnv(local_funcs={0, 1, 2}, resolve=lambda target: _VALUES[target[0]](*target[1:]))
 
 
 def pipeline_text(wat: str) -> str:

@@ -10,8 +10,10 @@ every label's address, which Keystone does not report. ``full=True`` (tests, CI,
 also compares every operand of every instruction with what the :class:`~wasmjit.jit.x64.Masm`
 recorded (registers, immediates, displacements, memory sizes, branch and rip-relative targets) and
 every byte of the data area. Any failure raises :class:`AssemblyError` naming the instruction.
+The walk also gives each relocatable immediate's offset (the last ``width`` bytes of its
+instruction, checked to hold the value the Masm recorded).
 
-Imports: keystone, capstone, x64, errors.
+Imports: keystone, capstone, x64, errors, jit.artifact.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import keystone
 from capstone import x86_const
 
 from ..errors import WasmjitError
+from .artifact import Relocation
 from .x64.masm import DATA_ALIGN, Align, Bind, Insn, Listing, Masm, Operand
 from .x64.operands import Gpr, Imm, Label, Mem, Xmm, fmt_int
 
@@ -43,13 +46,15 @@ class Assembled:
     """A function's bytes, valid only at ``address``: code, NOP padding, then the data area.
 
     ``labels`` maps every label name (code and data) to its absolute address; ``insn_addresses``
-    holds each instruction's address, in emission order."""
+    holds each instruction's address, in emission order; ``relocations`` the Masm's relocatable
+    immediates, at offsets from ``address``."""
 
     code: bytes
     address: int
     labels: dict[str, int]
     code_size: int
     insn_addresses: tuple[int, ...]
+    relocations: tuple[Relocation, ...] = ()
 
     def address_of(self, label: Label) -> int:
         return self.labels[label.name]
@@ -109,13 +114,15 @@ def assemble(masm: Masm | Listing, address: int, *, full: bool = False) -> Assem
     if full:
         _check_operands(listing, code, address, walk)
         _check_data(listing, code, address, walk.labels)
-    return Assembled(code, address, walk.labels, walk.code_size, tuple(walk.addresses))
+    return Assembled(code, address, walk.labels, walk.code_size, tuple(walk.addresses),
+                     _relocations(listing, code, address, walk))
 
 
 @dataclass(slots=True)
 class _Walk:
     labels: dict[str, int]
     addresses: list[int]
+    ends: list[int]  # where each instruction ends
     segments: list[tuple[int, int, int]]  # (offset, first instruction, instruction count)
     code_size: int
 
@@ -130,6 +137,7 @@ def _walk(listing: Listing, code: bytes, address: int) -> _Walk:
     cs = _capstone(detail=False)
     labels: dict[str, int] = {}
     addresses: list[int] = []
+    ends: list[int] = []
     segments: list[tuple[int, int, int]] = []
     pending: list[tuple[str, int]] = []  # labels bound before instruction number N
     offset = 0
@@ -144,6 +152,7 @@ def _walk(listing: Listing, code: bytes, address: int) -> _Walk:
                 if mnemonic != insns[index].mnemonic:
                     raise AssemblyError(f"{_describe(index, insns[index], pc)} decodes as {mnemonic!r}")
                 addresses.append(pc)
+                ends.append(pc + size)
                 offset = pc + size - address
             if len(addresses) != end:
                 index = len(addresses)
@@ -174,7 +183,24 @@ def _walk(listing: Listing, code: bytes, address: int) -> _Walk:
     if len(code) != expected_size:
         raise AssemblyError(f"the function is {len(code)} bytes, the walk expects {expected_size}"
                             f" (code part {code_size} bytes)")
-    return _Walk(labels, addresses, segments, code_size)
+    return _Walk(labels, addresses, ends, segments, code_size)
+
+
+def _relocations(listing: Listing, code: bytes, address: int, walk: _Walk) -> tuple[Relocation, ...]:
+    """Where each relocatable immediate is: the last ``width`` bytes of its instruction (x86
+    encodes the immediate last), which must hold the value the instruction was emitted with."""
+    if not listing.relocs:
+        return ()
+    insns = [stmt for stmt in listing.stmts if isinstance(stmt, Insn)]
+    out = []
+    for index, width, target in listing.relocs:
+        offset = walk.ends[index] - width - address
+        imm = insns[index].operands[-1]
+        if not isinstance(imm, Imm) or code[offset:offset + width] != imm.value.to_bytes(width, "little"):
+            raise AssemblyError(f"{_describe(index, insns[index], walk.addresses[index])} does not end "
+                                f"with its {width}-byte relocatable immediate")
+        out.append(Relocation(offset, width, target))
+    return tuple(out)
 
 
 def _skip_padding(code: bytes, address: int, offset: int, boundary: int) -> int:

@@ -49,6 +49,7 @@ from .x64 import (
     Gpr,
     Masm,
     Mem,
+    Target,
     Xmm,
     reg,
 )
@@ -125,19 +126,36 @@ def legalize(func: Function) -> Function:
 # --- the environment a function is compiled in ---------------------------------------------------
 
 
+# The store's addresses and numbers code embeds, as relocation targets (Masm.mov_reloc): each is
+# patched when the code is installed in a store (jit.native), so compiled code is store-independent.
+TARGETS = {
+    "func_code": "(func index,): address of the function's slot in the store's code array",
+    "func_vmctx": "(func index,): address of the function's slot in the store's vmctx array",
+    "func_handle": "(func index,): the function's store handle (32-bit)",
+    "code_array": "(): address of the store's code array (code address per handle)",
+    "vmctx_array": "(): address of the store's vmctx array (vmctx address per handle)",
+    "type_array": "(): address of the store's type-id array (u32 canonical type id per handle)",
+    "global": "(global index,): address of the global's value cell",
+    "type_id": "(type index,): the type's canonical id in the store (32-bit)",
+    "trap_routine": "(): address of the shared trap routine",
+    "helper_routine": "(): address of the generic runtime-helper entry",
+    "helper": "(name, immediate): the instance's id of that runtime helper (32-bit)",
+}
+
+
+def placeholder(target: Target) -> int:
+    """The value compiled into relocatable code before installation patches it."""
+    return 0
+
+
 @dataclass
 class CompileEnv:
-    """What code generation needs to know about the instance and store (addresses are fixed for
-    the life of the store, so they are embedded in the code)."""
+    """What code generation needs to know beyond the function: which functions the instance
+    defines (called without a vmctx switch) and the current value of each relocation target
+    (:data:`TARGETS`; any value, e.g. 0, gives the same code, since installing patches them)."""
 
-    func_handles: list[int]  # function index -> store handle
     local_funcs: set[int]  # function indices defined by this instance (no vmctx switch)
-    func_arrays: tuple[int, int, int]  # addresses of the code, vmctx and type-id arrays
-    global_cells: list[int]  # global index -> address of its value cell
-    type_ids: list[int]  # type index -> canonical id
-    trap_routine: int  # address of the shared trap routine
-    helper_routine: int  # address of the generic runtime-helper entry
-    helper_id: Callable[[str, Any], int]  # (helper name, immediate) -> id passed to the helper entry
+    resolve: Callable[[Target], int] = placeholder  # relocation target -> its value
 
 
 @dataclass
@@ -266,6 +284,10 @@ class CodeGen:
             else:
                 self.m.mov(where.with_size(8), computed.r64)
 
+    def reloc(self, dst: Gpr, target: Target) -> None:
+        """Load relocation ``target``'s value into ``dst`` (fixed-width, patched at installation)."""
+        self.m.mov_reloc(dst, self.env.resolve(target), target)
+
     def stub(self, code: TrapCode, inst: Inst) -> AsmLabel:
         """The out-of-line trap stub for ``code`` at this instruction's wasm offset."""
         key = (code, inst.wasm_offset)
@@ -378,7 +400,7 @@ class CodeGen:
             m.bind(label)
             m.mov(R10.r32, offset & 0xFFFFFFFF)
             m.mov(R11.r32, _TRAP_NUMBERS[code])
-            m.mov_imm(RAX, self.env.trap_routine)
+            self.reloc(RAX, ("trap_routine",))
             m.call(RAX)
             self.out.trap_sites.append((label, offset))
 
@@ -944,7 +966,7 @@ def _store(g: CodeGen, inst: Inst) -> None:
 
 def _global_get(g: CodeGen, inst: Inst) -> None:
     dst = inst.defs[0]
-    g.m.mov_imm(R11, g.env.global_cells[inst.attrs["index"]])
+    g.reloc(R11, ("global", inst.attrs["index"]))
     cell = Mem(R11, size=SIZE[dst.type])
     if dst.cls is RegClass.XMM:
         d = g.ftarget(dst)
@@ -959,7 +981,7 @@ def _global_set(g: CodeGen, inst: Inst) -> None:
     value = inst.uses[0]
     type_ = inst.attrs["type"]
     size = SIZE[type_]
-    g.m.mov_imm(R11, g.env.global_cells[inst.attrs["index"]])
+    g.reloc(R11, ("global", inst.attrs["index"]))
     cell = Mem(R11, size=size)
     if type_ in ("f32", "f64"):
         if isinstance(value, int):
@@ -999,17 +1021,16 @@ def _after_call(g: CodeGen, inst: Inst, nargs: int, offset: int) -> None:
         g.move_in(extra, Mem(RSP, disp=8 * (nargs + j - 1)))
 
 
-def _switch_vmctx(g: CodeGen, handle_reg: Gpr | None, handle: int | None) -> None:
-    """Make r15/r14 the callee's (saving the caller's r15 in its frame slot); host functions
-    (vmctx 0) keep the caller's."""
+def _switch_vmctx(g: CodeGen, handle_reg: Gpr | None, index: int | None) -> None:
+    """Make r15/r14 the callee's, function ``index`` or the one whose handle is in ``handle_reg``
+    (saving the caller's r15 in its frame slot); host functions (vmctx 0) keep the caller's."""
     m = g.m
     m.mov(g.slot(g.vmctx_slot), R15)
-    _, vmctx_array, _ = g.env.func_arrays
     if handle_reg is None:
-        m.mov_imm(R10, vmctx_array + 8 * handle)  # type: ignore[operator]
+        g.reloc(R10, ("func_vmctx", index))
         m.mov(R10, Mem(R10))
     else:
-        m.mov_imm(R10, vmctx_array)
+        g.reloc(R10, ("vmctx_array",))
         m.mov(R10, Mem(R10, handle_reg, 8))
     skip = m.new_label("l")
     m.test(R10, R10)
@@ -1029,13 +1050,11 @@ def _call(g: CodeGen, inst: Inst) -> None:
     index = inst.attrs["func"]
     args = inst.uses
     _store_args(g, args)
-    handle = g.env.func_handles[index]
-    code_array, _, _ = g.env.func_arrays
     local = index in g.env.local_funcs
     if not local:
-        _switch_vmctx(g, None, handle)
-    m.mov_imm(R10, code_array + 8 * handle)
-    m.mov(R11.r32, handle)  # for the host-call routine, when the callee is not native
+        _switch_vmctx(g, None, index)
+    g.reloc(R10, ("func_code", index))
+    g.reloc(R11.r32, ("func_handle", index))  # for the host-call routine, when the callee is not native
     m.call(Mem(R10))
     _after_call(g, inst, len(args), inst.wasm_offset)
     if not local:
@@ -1057,12 +1076,14 @@ def _call_indirect(g: CodeGen, inst: Inst) -> None:
     m.mov(R11, Mem(R10, R11, 8))
     m.test(R11, R11)
     m.jcc(Cond.E, g.stub(TrapCode.INDIRECT_CALL_TO_NULL, inst))
-    code_array, _, type_array = g.env.func_arrays
-    m.mov_imm(R10, type_array)
-    m.cmp(Mem(R10, R11, 4, size=4), g.env.type_ids[inst.attrs["type_index"]])
+    g.reloc(R10, ("type_array",))
+    # The expected id goes through eax (free: the operands are consumed, the call clobbers it), as
+    # a cmp immediate would be encoded in one byte or four depending on its value.
+    g.reloc(RAX.r32, ("type_id", inst.attrs["type_index"]))
+    m.cmp(Mem(R10, R11, 4, size=4), RAX.r32)
     m.jcc(Cond.NE, g.stub(TrapCode.BAD_SIGNATURE, inst))
     _switch_vmctx(g, R11, None)
-    m.mov_imm(R10, code_array)
+    g.reloc(R10, ("code_array",))
     m.call(Mem(R10, R11, 8))
     _after_call(g, inst, len(args), inst.wasm_offset)
     _restore_vmctx(g)
@@ -1074,10 +1095,15 @@ def _helper(g: CodeGen, inst: Inst) -> None:
         _bulk_memory(g, inst)
         return
     _store_args(g, inst.uses)
-    m.mov(R11.r32, g.env.helper_id(inst.attrs["name"], inst.attrs["imm"]))
-    m.mov_imm(RAX, g.env.helper_routine)
+    g.reloc(R11.r32, ("helper", inst.attrs["name"], _frozen(inst.attrs["imm"])))
+    g.reloc(RAX, ("helper_routine",))
     m.call(RAX)
     _after_call(g, inst, len(inst.uses), inst.wasm_offset)
+
+
+def _frozen(imm: Any) -> Any:
+    """A helper's immediate as part of a relocation target: lists become tuples (hashable)."""
+    return tuple(_frozen(x) for x in imm) if isinstance(imm, (list, tuple)) else imm
 
 
 def _bulk_memory(g: CodeGen, inst: Inst) -> None:

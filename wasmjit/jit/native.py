@@ -1,5 +1,10 @@
 """Running native code: the shared entry/exit routines, calls back into Python, traps, backtraces,
-and compiling a function into its store's code slot.
+and installing a function's code in its store's code slot.
+
+Compiling gives store-independent relocatable code (:mod:`.artifact`), which the module keeps for
+all its instances; installing copies it into code memory with the store's and instance's values
+patched in (:func:`compile_function`), whether it was compiled just now, by an earlier
+instantiation, or came from ``Module.deserialize``.
 
 Shared routines (assembled once per process, see :func:`routines`):
 
@@ -35,12 +40,35 @@ from typing import Any
 from ..errors import Frame, Trap, TrapCode, UnsupportedError
 from ..runtime import vmctx as V
 from ..runtime.store import Store, WasmFunction
+from ..validate import ValidatedModule
+from ..validate.func import FuncInfo
 from . import codegen
+from .artifact import CodeKey, FunctionCode, link, module_cache
 from .assemble import assemble
 from .codemem import cpu_features, default_code_memory
 from .lower import lower
 from .regalloc import allocate
-from .x64 import R10, R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, XMM0, Cond, Masm, Mem
+from .x64 import (
+    R10,
+    R11,
+    R12,
+    R13,
+    R14,
+    R15,
+    RAX,
+    RBP,
+    RBX,
+    RCX,
+    RDI,
+    RDX,
+    RSI,
+    RSP,
+    XMM0,
+    Cond,
+    Masm,
+    Mem,
+    Target,
+)
 
 _F64 = struct.Struct("<d")
 
@@ -387,12 +415,15 @@ def _frame(func: WasmFunction, offset: int) -> Frame:
 
 def compile_function(func: WasmFunction, full_check: bool = False, emulated: bool = False,
                      check: Callable[[WasmFunction, int], None] | None = None) -> None:
-    """Compile ``func`` to native code and make every caller use it (its code slot and ``call``);
-    ``emulated``: the code runs in Unicorn (the unicorn tier). ``check(func, entry)`` runs before
-    anything uses the code and may refuse it by raising (verify-before-install)."""
+    """Give ``func`` native code and make every caller use it (its code slot and ``call``): the
+    module's code for it (compiled now if neither an earlier instantiation nor a deserialized
+    module provided it), installed in the store. ``emulated``: the code runs in Unicorn (the unicorn
+    tier). ``check(func, entry)`` runs before anything uses the code and may refuse it by raising
+    (verify-before-install)."""
     start = time.perf_counter()
     state = native_store(func.store, emulated)
-    code, entry = _compile(func, state, full_check, None)
+    code = function_code(func, full_check)
+    entry = _install(func, state, code)
     func.compile_seconds = time.perf_counter() - start
     if check is not None:
         check(func, entry)
@@ -406,49 +437,91 @@ def compile_osr(func: WasmFunction, loop: int) -> Callable[[list], list]:
     """Native code for ``func`` entered at the header of its ``loop`` instruction (on-stack
     replacement): ``call(locals) -> results``, taking the values of all its locals."""
     state = native_store(func.store)
-    _, entry = _compile(func, state, False, loop)
+    store = func.store
+    code = compile_code(func.instance.vmod, func.info, store.consume_fuel, store.epoch_interruption,
+                        osr_loop=loop)
+    entry = _install(func, state, code)
     return _make_entry(func, state, entry, func.info.local_types)
 
 
-def _compile(func: WasmFunction, state: NativeStore, full_check: bool, osr_loop: int | None
-             ) -> tuple[Any, int]:
-    """Lower, allocate, generate, assemble and commit ``func``: (the assembled code, entry address)."""
-    r = routines()
-    inst = func.instance
-    module = inst.module
-    info = func.info
+def code_key(consume_fuel: bool, epoch_interruption: bool) -> CodeKey:
+    """What generated code depends on besides the module (see :data:`artifact.CodeKey`)."""
+    return (consume_fuel, epoch_interruption, codegen.INJECTED_FAULT)
+
+
+def function_code(func: WasmFunction, full_check: bool = False) -> FunctionCode:
+    """The relocatable code of ``func``: its module's, compiled (and kept there) on first use."""
     store = func.store
-    ir = lower(module, info, func.name or f"func[{func.index}]", osr_loop, store.consume_fuel,
-               store.epoch_interruption)
+    cache = module_cache(func.instance.vmod, code_key(store.consume_fuel, store.epoch_interruption))
+    code = cache.get(func.index)
+    if code is None:
+        code = cache[func.index] = compile_code(func.instance.vmod, func.info, store.consume_fuel,
+                                                store.epoch_interruption, full_check=full_check)
+    return code
+
+
+def compile_code(vmod: ValidatedModule, info: FuncInfo, consume_fuel: bool, epoch_interruption: bool,
+                 osr_loop: int | None = None, full_check: bool = False) -> FunctionCode:
+    """Lower, allocate, generate and assemble one function into relocatable code (placeholders
+    where the store's values go; entered at ``osr_loop``'s header if given)."""
+    module = vmod.module
+    name = module.names.funcs.get(info.index) or f"func[{info.index}]"
+    ir = lower(module, info, name, osr_loop, consume_fuel, epoch_interruption)
     codegen.legalize(ir)
     alloc = allocate(ir, codegen.ALLOCATABLE_GPRS, codegen.ALLOCATABLE_XMMS)
-    arrays = func.store.func_arrays
-    env = codegen.CompileEnv(
-        func_handles=[f.handle for f in inst.funcs],
-        local_funcs={i for i, f in enumerate(inst.funcs)
-                     if isinstance(f, WasmFunction) and f.instance is inst},
-        func_arrays=(ctypes.addressof(arrays.code), ctypes.addressof(arrays.vmctx),
-                     ctypes.addressof(arrays.type)),
-        global_cells=[g.address for g in inst.globals],
-        type_ids=inst.type_ids,
-        trap_routine=r.trap_routine,
-        helper_routine=r.helper_call,
-        helper_id=lambda name, imm: _helper_id(state, inst, name, imm),
-    )
-    nparams = len(info.local_types) if osr_loop is not None else len(func.type.params)
+    env = codegen.CompileEnv(local_funcs=set(range(vmod.num_imported_funcs,
+                                                   vmod.num_imported_funcs + len(vmod.func_infos))))
+    nparams = len(info.local_types) if osr_loop is not None else len(info.type.params)
     compiled = codegen.CodeGen(ir, alloc, env, nparams).run()
-    memory = default_code_memory()
-    with memory.reserve(64 * (len(ir.insts) + 16)) as reservation:
-        address = reservation.next_address
-        code = assemble(compiled.masm, address, full=full_check)
-        reservation.add(code.code, address)
+    code = assemble(compiled.masm, 0, full=full_check)
+
+    def offsets(pairs: list[tuple[Any, int]]) -> tuple[tuple[int, int], ...]:
+        return tuple((code.address_of(label), offset) for label, offset in pairs)
+
+    return FunctionCode(code.code, code.address_of(compiled.entry), code.relocations,
+                        offsets(compiled.trap_sites), offsets(compiled.call_sites),
+                        offsets(compiled.wasm_marks))
+
+
+def _install(func: WasmFunction, state: NativeStore, code: FunctionCode) -> int:
+    """Copy ``code`` into code memory with its relocations patched for ``func``'s store and
+    instance, and register where it lives (backtraces, the emulator): its entry address."""
+    inst = func.instance
+    body = link(code, _resolver(state, inst))
+    with default_code_memory().reserve(len(body)) as reservation:
+        address = reservation.next_address  # 16-byte aligned, as the code was assembled
+        reservation.add(body, address)
         reservation.commit()
-    entry = code.address_of(compiled.entry)
-    calls = {code.address_of(label): offset for label, offset in compiled.call_sites}
-    marks = [(code.address_of(label), offset) for label, offset in compiled.wasm_marks]
-    state.add_range(CodeRange(address, address + len(code.code), func, calls, marks))
+    calls = {address + at: offset for at, offset in code.call_sites}
+    marks = [(address + at, offset) for at, offset in code.wasm_marks]
+    state.add_range(CodeRange(address, address + len(body), func, calls, marks))
     state.by_vmctx[ctypes.addressof(inst.vmctx)] = inst
-    return code, entry
+    return address + code.entry
+
+
+def _resolver(state: NativeStore, inst: Any) -> Callable[[Target], int]:
+    """The values of the relocation targets (``codegen.TARGETS``) for code of ``inst``."""
+    arrays = inst.store.func_arrays
+    code_array, vmctx_array = ctypes.addressof(arrays.code), ctypes.addressof(arrays.vmctx)
+    r = routines()
+    values: dict[str, Callable[..., int]] = {
+        "func_code": lambda index: code_array + 8 * inst.funcs[index].handle,
+        "func_vmctx": lambda index: vmctx_array + 8 * inst.funcs[index].handle,
+        "func_handle": lambda index: inst.funcs[index].handle,
+        "code_array": lambda: code_array,
+        "vmctx_array": lambda: vmctx_array,
+        "type_array": lambda: ctypes.addressof(arrays.type),
+        "global": lambda index: inst.globals[index].address,
+        "type_id": lambda index: inst.type_ids[index],
+        "trap_routine": lambda: r.trap_routine,
+        "helper_routine": lambda: r.helper_call,
+        "helper": lambda name, imm: _helper_id(state, inst, name, imm),
+    }
+
+    def resolve(target: Target) -> int:
+        return values[target[0]](*target[1:])
+
+    return resolve
 
 
 def _make_entry(func: WasmFunction, state: NativeStore, code: int, params: tuple[str, ...],

@@ -6,7 +6,7 @@ per-function side tables. Imports: structure, opcodes, errors, validate.context,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import structure as S
@@ -28,6 +28,9 @@ class ValidatedModule:
     context: Context
     func_infos: list[FuncInfo]  # one per defined (non-imported) function
     num_imported_funcs: int
+    # Native code compiled (or deserialized) for it, shared by its instances in every store:
+    # jit.artifact.CodeKey -> {function index: jit.artifact.FunctionCode}; filled by the JIT.
+    native_code: dict[Any, dict[int, Any]] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _error(message: str) -> ValidationError:

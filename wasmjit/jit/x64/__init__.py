@@ -1,6 +1,6 @@
 """x86-64 emission: typed operands and the macro-assembler (the only producer of assembly text)."""
 
-from .masm import DATA_ALIGN, Align, Bind, Datum, Insn, Listing, Masm
+from .masm import DATA_ALIGN, Align, Bind, Datum, Insn, Listing, Masm, Reloc, Target
 from .operands import (
     CL,
     GPRS64,
@@ -54,5 +54,5 @@ __all__ = [
     "RBX", "RCX", "RDI", "RDX", "RSI", "RSP", "XMM0", "XMM1", "XMM2", "XMM3", "XMM4", "XMM5", "XMM6",
     "XMM7", "XMM8", "XMM9", "XMM10", "XMM11", "XMM12", "XMM13", "XMM14", "XMM15", "XMMS", "Align",
     "Bind", "Cond", "Datum", "EmitError", "Gpr", "Imm", "Insn", "Label", "Listing", "Masm", "Mem",
-    "Reg", "Xmm", "gpr", "reg",
+    "Reg", "Reloc", "Target", "Xmm", "gpr", "reg",
 ]

@@ -12,6 +12,11 @@ do not exist, and operand sizes agree. Each instruction also records what it mus
 
 Constants (8/16-byte float masks and the like) and jump tables live in a data area after the
 code, 16-byte aligned, addressed rip-relative by label (``Mem(masm.const_f64(0.5), size=8)``).
+
+A value that depends on where the code is installed (a store's addresses and numbers) is loaded
+with :meth:`Masm.mov_reloc`, which records a relocation (:class:`Reloc`: the instruction, the width
+of its immediate, a symbolic target) and always uses the encoding whose immediate has that width,
+so that any later value fits the same bytes. Code is otherwise position-independent.
 Imports: operands, errors.
 """
 
@@ -21,7 +26,7 @@ import itertools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .operands import (
     CL,
@@ -69,6 +74,19 @@ class Align:
 
 Stmt = Insn | Bind | Align
 
+# A relocation's symbolic target: a kind and its arguments, e.g. ("global", 3) (the names are the
+# code generator's, see wasmjit.jit.codegen.TARGETS); hashable, made of str, int, None and tuples.
+Target = tuple[Any, ...]
+
+
+class Reloc(NamedTuple):
+    """A relocatable immediate: instruction number ``insn`` (in emission order) ends with the
+    ``width``-byte little-endian value of ``target``."""
+
+    insn: int
+    width: int
+    target: Target
+
 
 @dataclass(frozen=True, slots=True)
 class Datum:
@@ -92,6 +110,7 @@ class Listing:
     stmts: tuple[Stmt, ...]
     data: tuple[Datum, ...]
     data_size: int
+    relocs: tuple[Reloc, ...] = ()
 
 
 _OWNERS = itertools.count(1)
@@ -139,6 +158,7 @@ class Masm:
         self._tables: list[tuple[Label, tuple[Label, ...]]] = []
         self._data_labels: set[str] = set()
         self._label_count = 0
+        self._relocs: list[Reloc] = []
         self.insn_count = 0
 
     # --- Statements ---
@@ -275,6 +295,17 @@ class Masm:
             self.mov(dst, value)
         else:
             self.movabs(dst, value)
+
+    def mov_reloc(self, dst: Gpr, value: int, target: Target) -> None:
+        """Load ``value``, the current value of relocation ``target``, with a fixed-width
+        immediate: ``movabs`` (imm64) into a 64-bit register, ``mov r32, imm32`` into a 32-bit
+        one, whatever the value (see :class:`Reloc`)."""
+        size = _size("mov", dst, (4, 8), mem=False)
+        if size == 8:
+            self.movabs(dst, value)
+        else:
+            self.mov(dst, value)  # mov r32, imm32 has no shorter encoding
+        self._relocs.append(Reloc(self.insn_count - 1, size, target))
 
     def movzx(self, dst: Gpr, src: Gpr | Mem) -> None:
         """Zero-extend a byte or word into a wider register."""
@@ -763,7 +794,8 @@ class Masm:
         # Keystone counts a ``rep`` prefix as a statement of its own.
         prefixes = sum(1 for stmt in self._stmts
                        if isinstance(stmt, Insn) and stmt.mnemonic.startswith("rep "))
-        return Listing("\n".join(lines), len(lines) + prefixes, tuple(self._stmts), tuple(data), data_size)
+        return Listing("\n".join(lines), len(lines) + prefixes, tuple(self._stmts), tuple(data), data_size,
+                       tuple(self._relocs))
 
     def text(self) -> str:
         """The assembly text (what goes to Keystone), for golden tests and dumps."""
