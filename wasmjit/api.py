@@ -1295,9 +1295,7 @@ class Linker:
         instance = self.instantiate(store, module)
         init = instance.exports(store).get("_initialize")
         if init is not None:
-            if init.type(store) != FuncType([], []):
-                raise WasmjitError("calling the Reactor initialization function: "
-                                   "type mismatch with parameters")
+            _check_initialize(init.type(store))
             init(store)
         self.define_instance(store, name, instance)
 
@@ -1439,6 +1437,15 @@ def _module_kind(module: Module) -> str:
     if init is not None and not isinstance(init, FuncType):
         raise WasmjitError("`_initialize` must be a function")
     return "command" if start is not None else "reactor"
+
+
+def _check_initialize(ty: FuncType) -> None:
+    """A reactor's ``_initialize`` takes and returns nothing (wasmtime's error otherwise)."""
+    for what, types in (("parameters", ty.params), ("results", ty.results)):
+        if types:
+            raise WasmjitError(f"calling the Reactor initialization function\n\nCaused by:\n"
+                               f"    0: type mismatch with {what}\n    1: expected 0 types, found "
+                               f"{len(types)}\n")
 
 
 def _command_func(pre: InstancePre, name: str, ty: FuncType, store: Store) -> Func:

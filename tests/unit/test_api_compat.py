@@ -269,6 +269,11 @@ def test_define_module_command_runs_each_call_in_a_new_instance(engine: wasmjit.
     ('(module (import "zz" "f" (func)) (func (export "g")))', "unknown import: `zz::f` has not been defined"),
     ('(module (import "zz" "f" (func)) (func (export "_start")))',
      "unknown import: `zz::f` has not been defined"),
+    ('(module (func (export "_initialize") (param i32)))', "calling the Reactor initialization function\n\n"
+     "Caused by:\n    0: type mismatch with parameters\n    1: expected 0 types, found 1\n"),
+    ('(module (func (export "_initialize") (result i32 i64) i32.const 0 i64.const 0))',
+     "calling the Reactor initialization function\n\n"
+     "Caused by:\n    0: type mismatch with results\n    1: expected 0 types, found 2\n"),
 ])
 def test_define_module_errors_match_wasmtime(engine: wasmjit.Engine, store: wasmjit.Store, wat: str,
                                              message: str) -> None:
