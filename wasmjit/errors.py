@@ -1,14 +1,16 @@
-"""Every error wasmjit raises: decode, validation, link, trap and usage errors. Imports: stdlib only.
+"""Every error wasmjit raises: decode, validation, link, trap and usage errors. Imports: demangle.
 
 All of them derive from :class:`WasmjitError`, so an embedder can catch one class for any bad
 input. A wasm trap is a :class:`Trap` carrying a :class:`TrapCode`, the spec's short message
-and a wasm backtrace; ``str(trap)`` uses wasmtime's format.
+and a wasm backtrace; ``str(trap)`` uses wasmtime's format (demangled function names included).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from .demangle import demangle
 
 
 class WasmjitError(Exception):
@@ -151,7 +153,7 @@ class Trap(WasmjitError):
             return self.cause
         lines = ["error while executing at wasm backtrace:"]
         for i, frame in enumerate(self.frames[:MAX_PRINTED_FRAMES]):
-            name = frame.func_name or f"<wasm function {frame.func_index}>"
+            name = demangle(frame.func_name) if frame.func_name else f"<wasm function {frame.func_index}>"
             lines.append(f"{i:>5}: {frame.module_offset:>#8x} - {frame.module_name or '<unknown>'}!{name}")
         if len(self.frames) > MAX_PRINTED_FRAMES:
             lines.append(f"      ... {len(self.frames) - MAX_PRINTED_FRAMES} more frames")

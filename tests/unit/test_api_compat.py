@@ -858,3 +858,44 @@ def test_mvp_module_runs_with_proposals_off(tier: str) -> None:
       (func (export "run") (param i32) (result i32)
         (block (result i32) (call_indirect (type $t) (local.get 0) (i32.const 0)))))""")
     assert exports["run"](store, 7) == 49
+
+
+# --- Trap text: demangled function names -------------------------------------------------------
+
+
+def rust_symbol(*parts: str) -> str:
+    return "_ZN" + "".join(f"{len(p)}{p}" for p in parts) + "E"
+
+
+MANGLED = ["f", "i", "fib", "main", "Pi", "_Z3fooi", "_ZNK3foo3barEv", "_ZN3foo3BarI3bazE3quxE",
+           "_ZNSt6vectorIiSaIiEE9push_backERKi",
+           rust_symbol("core", "panicking", "panic", "h0123456789abcdef"),
+           rust_symbol("_$LT$core..fmt..Arguments$u20$as$u20$core..fmt..Display$GT$", "fmt",
+                       "h0123456789abcdef"),
+           rust_symbol("std", "rt", "lang_start", "_$u7b$$u7b$closure$u7d$$u7d$", "h0123456789abcdef"),
+           rust_symbol("foo", "bar", "h0123456789abcdef") + ".llvm.1234ABCD", rust_symbol("a$XX$b"), "_ZN3fo"]
+
+
+def test_trap_text_demangles_names_as_wasmtime(engine: wasmjit.Engine, store: wasmjit.Store) -> None:
+    """wasmtime demangles Rust and C++ names in the text (not in ``Frame.func_name``); so does
+    wasmjit, down to one-letter names read as C++ types ("f" is "float")."""
+    wat = "(module $m " + " ".join(
+        f'(func ${name} (export "{i}") (call ${MANGLED[i + 1]}))' for i, name in enumerate(MANGLED[:-1])
+    ) + f' (func ${MANGLED[-1]} (export "last") unreachable))'
+
+    def snippet(lib: Any, engine: Any, st: Any) -> Any:
+        exports = exports_of(lib, st, wat)
+        try:
+            exports["0"](st)
+        except (Trap, wasmtime.Trap) as trap:
+            return str(trap), [f.func_name for f in trap.frames]
+
+    _, (text, names) = same_as_wasmtime(snippet, engine, store)
+    assert names == MANGLED[::-1]
+    assert [line.split("m!", 1)[1] for line in text.splitlines()[1:len(MANGLED) + 1]] == [
+        "_ZN3fo", "a$XX$b", "foo::bar::h0123456789abcdef",
+        "std::rt::lang_start::{{closure}}::h0123456789abcdef",
+        "<core::fmt::Arguments as core::fmt::Display>::fmt::h0123456789abcdef",
+        "core::panicking::panic::h0123456789abcdef",
+        "std::vector<int, std::allocator<int> >::push_back(int const&)",
+        "foo::Bar<baz>::qux", "foo::bar() const", "foo(int)", "int*", "main", "fib", "int", "float"]

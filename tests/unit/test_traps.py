@@ -254,13 +254,19 @@ def test_trap_objects() -> None:
     assert str(Trap(TrapCode.INTEGER_OVERFLOW)) == "wasm trap: integer overflow"
     trap = Trap(TrapCode.INTEGER_OVERFLOW)
     assert (trap.trap_code, trap.reason, trap.frames) == (TrapCode.INTEGER_OVERFLOW, "integer overflow", [])
-    frame = wasmjit.Frame(3, "f", "mod", 5, 0x1234)
+    frame = wasmjit.Frame(3, "run", "mod", 5, 0x1234)
     trap = Trap(TrapCode.UNREACHABLE, [frame, wasmjit.Frame(0, None, None, 1, 7)])
     assert str(trap) == ("error while executing at wasm backtrace:\n"
-                         "    0:   0x1234 - mod!f\n"
+                         "    0:   0x1234 - mod!run\n"
                          "    1:      0x7 - <unknown>!<wasm function 0>\n"
                          "\nCaused by:\n    wasm trap: wasm `unreachable` instruction executed\n")
     trap = Trap("host-defined failure", [frame])
     assert str(trap) == ("error while executing at wasm backtrace:\n"
-                         "    0:   0x1234 - mod!f\n"
+                         "    0:   0x1234 - mod!run\n"
                          "\nCaused by:\n    host-defined failure\n")
+    # wasmtime demangles names in the text (a C++ type code too: "f" is "float"), not in frames
+    trap = Trap(TrapCode.UNREACHABLE, [wasmjit.Frame(0, "f", None, 1, 7),
+                                       wasmjit.Frame(1, "_Z3fooi", None, 1, 9)])
+    assert str(trap).splitlines()[1:3] == ["    0:      0x7 - <unknown>!float",
+                                           "    1:      0x9 - <unknown>!foo(int)"]
+    assert trap.frames[0].func_name == "f"
