@@ -764,8 +764,21 @@ def _load(engine: Engine, binary: bytes) -> ValidatedModule:
     return validate_module(module)
 
 
+def _fingerprint(engine: Engine) -> Any:
+    """What native code compiled for ``engine`` depends on (jit.serialize.Fingerprint)."""
+    from .jit import serialize
+
+    config = engine.config
+    return serialize.fingerprint(engine.tier != "interp", config.consume_fuel, config.epoch_interruption)
+
+
 class Module:
-    """A decoded and validated module: ``Module(engine, wasm_bytes_or_wat_text)``."""
+    """A decoded and validated module: ``Module(engine, wasm_bytes_or_wat_text)``.
+
+    Its native code (tiers jit, tiered, unicorn) is compiled once, for the first instance that
+    needs it, and shared by all its instances; :meth:`serialize` saves it with the wasm bytes and
+    :meth:`deserialize` loads it, so a later run skips compiling (see ``wasmjit.jit.serialize``).
+    """
 
     def __init__(self, engine: Engine, wasm: str | bytes | bytearray) -> None:
         if isinstance(wasm, str):
@@ -777,6 +790,7 @@ class Module:
         else:
             raise WasmjitTypeError(f"expected wasm bytes or WAT text, found {type(wasm).__name__}")
         self.engine = engine
+        self._binary = binary
         self._vmod: ValidatedModule = _load(engine, binary)
 
     @classmethod
@@ -791,6 +805,41 @@ class Module:
     def validate(engine: Engine, wasm: bytes | bytearray) -> None:
         """Raise DecodeError/ValidationError if ``wasm`` is not a valid module."""
         _load(engine, bytes(wasm))
+
+    def serialize(self) -> bytearray:
+        """This module in wasmjit's format: its wasm bytes and, on tiers that run native code, every
+        function's code (compiled now if no instance needed it yet; on tier ``tiered`` a function
+        the JIT cannot compile is left to the interpreter)."""
+        from .jit import serialize
+
+        fp = _fingerprint(self.engine)
+        funcs = serialize.module_code(self._vmod, fp, required=self.engine.tier in ("jit", "unicorn"))
+        return serialize.serialize(fp, self._binary, funcs)
+
+    @classmethod
+    def deserialize(cls, engine: Engine, encoded: bytes | bytearray) -> Module:
+        """A module from what :meth:`serialize` returned, with its native code: instances install
+        that code instead of compiling. The data must come from the same wasmjit build with the
+        same ``consume_fuel`` and ``epoch_interruption`` settings, and a tier running native code
+        for native code (or ``interp`` for none); otherwise, or if it is corrupted, WasmjitError."""
+        from .jit import serialize
+
+        if not isinstance(encoded, (bytes, bytearray)):
+            raise WasmjitTypeError("expected bytes")
+        fp = _fingerprint(engine)
+        binary, funcs = serialize.deserialize(encoded, fp)
+        module = cls(engine, binary)
+        serialize.attach(module._vmod, fp, funcs)
+        return module
+
+    @classmethod
+    def deserialize_file(cls, engine: Engine, path: str | os.PathLike) -> Module:
+        """:meth:`deserialize` of the contents of the file at ``path``."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as err:
+            raise WasmjitError(f"failed to open file {os.fspath(path)!r}: {err.strerror}") from None
+        return cls.deserialize(engine, data)
 
     @property
     def imports(self) -> list[ImportType]:

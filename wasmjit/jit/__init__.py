@@ -13,7 +13,8 @@ The pipeline, one module per stage, each talking only to the next:
 4. ``assemble``: one Keystone call per function (at offset 0: the code is position-independent),
    then a Capstone walk that checks the bytes (statement count and coverage always; every operand
    with ``full=True``) and recovers label addresses and relocation offsets.
-5. ``artifact``: the result, relocatable code a module keeps for all its instances.
+5. ``artifact``: the result, relocatable code a module keeps for all its instances (and
+   ``serialize`` stores with the wasm bytes: ``Module.serialize``/``deserialize``).
 6. ``codemem``: executable memory, W^X: reserve an address, stage the code (relocations patched
    for the store), commit (write, then read+execute); also the host CPU feature check.
 7. ``native`` / ``tier`` / ``emulate``: installing and calling compiled code through ctypes, the

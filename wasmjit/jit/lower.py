@@ -84,7 +84,7 @@ _LOADS = {f"{t}_load{suffix}": t for t in ("i32", "i64", "f32", "f64")
 _STORES = {f"{t}_store{suffix}": t for t in ("i32", "i64", "f32", "f64") for suffix in ("", "8", "16", "32")}
 
 # Instructions run by a runtime helper (rare, or needing the store): name -> (param types, results).
-_HELPERS = {
+HELPERS = {
     "memory_grow", "memory_fill", "memory_copy", "memory_init", "data_drop", "table_get", "table_set",
     "table_size", "table_grow", "table_fill", "table_copy", "table_init", "elem_drop", "ref_func",
 }
@@ -199,7 +199,7 @@ class Lowerer:
         elif ident in _COMPARES:
             b, a = self.pop_operand(), self.pop_operand()
             self.stack.append(Cmp(ident, a, b))
-        elif ident in _HELPERS:
+        elif ident in HELPERS:
             self.helper(op, imm)
         elif op.params is not None and op.results is not None:
             if op.code >> 16 == O.PREFIX_FD:
