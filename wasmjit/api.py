@@ -991,7 +991,7 @@ class Func:
             raise WasmjitTypeError(f"too {which} parameters provided: given {len(params)}, "
                                    f"expected {len(ftype.params)}")
         raw = [to_raw(store, t, v) for t, v in zip(ftype.params, params, strict=True)]
-        results = _entering_wasm(lambda: self._func.call(raw))
+        results = _entering_wasm(lambda: self._func.call(raw), wasm=not isinstance(self._func, HostFunction))
         if not ftype.results:
             return None
         values = [from_raw(store, t, r) for t, r in zip(ftype.results, results, strict=True)]
@@ -1009,10 +1009,11 @@ class _HostError(BaseException):
         self.error = error
 
 
-def _entering_wasm(action: Callable[[], _T]) -> _T:
-    """``action()``, which may run wasm: a host function's exception comes out unchanged; a trap
-    of wasm is marked as one, so that host functions it passes through let it collect the frames
-    of the wasm that called them (wasmtime's backtrace spans every wasm activation)."""
+def _entering_wasm(action: Callable[[], _T], wasm: bool = True) -> _T:
+    """``action()``, which runs wasm (``wasm``) or a host function: a host function's exception
+    comes out unchanged; a trap of wasm is marked as one, so that host functions it passes through
+    let it collect the frames of the wasm that called them (wasmtime's backtrace spans every wasm
+    activation)."""
     try:
         return action()
     except _HostError as carrier:
@@ -1021,6 +1022,8 @@ def _entering_wasm(action: Callable[[], _T]) -> _T:
         trap.from_wasm = True
         raise
     except RecursionError:
+        if not wasm:
+            raise
         # Recursion through host functions costs more Python frames per wasm call than the
         # engine budgets for: the Python stack runs out before the wasm call depth limit.
         error = Trap(TrapCode.STACK_OVERFLOW)

@@ -83,6 +83,21 @@ def test_host_exception_reaches_the_caller_unchanged(store: wasmjit.Store, make:
         assert exports["div"](st, 7) == 1  # the store is still usable
 
 
+def test_host_function_called_from_python_raises_unchanged(store: wasmjit.Store) -> None:
+    """Called directly, a host function's exception is its own, RecursionError included (from
+    wasm, a RecursionError is Python's stack running out under wasm recursion: a stack-overflow
+    trap)."""
+    for error in (HostFailure("direct"), RecursionError("its own")):
+        func = wasmjit.Func(store, wasmjit.FuncType([], []), lambda error=error: (_ for _ in ()).throw(error))
+        with pytest.raises(type(error)) as info:
+            func(store)
+        assert info.value is error
+    exports = host_raising(wasmjit, store, RecursionError("under wasm"))
+    with pytest.raises(Trap) as trap:
+        exports["run"](store, 1)
+    assert trap.value.trap_code is TrapCode.STACK_OVERFLOW
+
+
 def test_host_exception_during_instantiation(store: wasmjit.Store) -> None:
     """A start function calling a raising host function: the instantiation raises it."""
     wat = """(module (import "h" "f" (func $f (param i32) (result i32)))
