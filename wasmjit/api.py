@@ -39,14 +39,15 @@ from .runtime.instance import instantiate as _instantiate
 from .runtime.memory import MAX_PAGES, PAGE_SIZE, LinearMemory
 from .runtime.store import (
     DEFAULT_MAX_CALL_DEPTH,
+    DEFAULT_MAX_WASM_STACK,
     DEFAULTS,
+    MAX_WASM_STACK,
     Function,
     GlobalInst,
     HostFunction,
     TableInst,
     WasmFunction,
 )
-from .runtime.store import DEFAULT_MAX_WASM_STACK, MAX_WASM_STACK
 from .runtime.store import Store as _RtStore
 from .runtime.vmctx import EpochCounter
 from .validate import ValidatedModule, validate_module
@@ -675,6 +676,7 @@ class Store:
         return self._store.get_fuel()
 
     def _fuel_enabled(self) -> None:
+        _as_store(self)  # not closed
         if not self._store.consume_fuel:
             raise WasmjitError("fuel is not configured in this store")
 
@@ -683,6 +685,7 @@ class Store:
         """Limit each linear memory's size (bytes) and each table's elements (growth past them
         returns -1, instantiation needing more fails), and how many instances, tables and
         memories instantiation may create. A negative value leaves that limit as it is."""
+        _as_store(self)
         given = {"memory_size": memory_size, "table_elements": table_elements,
                  "instances": instances, "tables": tables, "memories": memories}
         for name, value in given.items():
@@ -694,6 +697,7 @@ class Store:
     def set_epoch_deadline(self, ticks_beyond_current: int) -> None:
         """Trap wasm in this store once the engine's epoch is ``ticks_beyond_current`` past its
         current value (needs ``Config.epoch_interruption``)."""
+        _as_store(self)
         if not isinstance(ticks_beyond_current, int) or ticks_beyond_current < 0:
             raise WasmjitTypeError(f"ticks must be a non-negative integer, found {ticks_beyond_current!r}")
         epoch = self.engine._epoch.cell.value

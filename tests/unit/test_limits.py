@@ -142,3 +142,16 @@ def test_max_wasm_stack_is_checked(value: Any) -> None:
     config.max_wasm_stack = value
     with pytest.raises(wasmjit.WasmjitError, match="max_wasm_stack must be between 4096 and 4194304 bytes"):
         wasmjit.Engine(config)
+
+
+def test_a_closed_store_refuses_fuel_epoch_and_limit_calls() -> None:
+    config = wasmjit.Config()
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    store = wasmjit.Store(wasmjit.Engine(config))
+    store.close()
+    calls = (lambda: store.set_fuel(1), store.get_fuel, lambda: store.set_epoch_deadline(1),
+             lambda: store.set_limits(memory_size=1))
+    for call in calls:
+        with pytest.raises(ValueError, match="^already closed$"):
+            call()
