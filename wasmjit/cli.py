@@ -53,7 +53,8 @@ def _duration(text: str) -> float:
     try:
         seconds = float(number) * scale
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a duration such as 2, 1.5s or 500ms, found {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a duration such as 2, 1.5s or 500ms, "
+                                         f"found {text!r}") from None
     if not seconds > 0 or seconds == float("inf"):
         raise argparse.ArgumentTypeError(f"a timeout must be a positive duration, found {text!r}")
     return seconds

@@ -43,7 +43,8 @@ MODULE = """
     (if (result i64) (i64.le_u (local.get 0) (i64.const 1))
       (then (i64.const 1))
       (else (i64.mul (local.get 0)
-                     (i64.extend_i32_u (call $fact32 (i32.wrap_i64 (i64.sub (local.get 0) (i64.const 1)))))))))
+                     (i64.extend_i32_u
+                       (call $fact32 (i32.wrap_i64 (i64.sub (local.get 0) (i64.const 1)))))))))
   (func (export "arith") (param i32 i32) (result i32) (local i32)
     nop
     (local.set 2 (i32.add (local.get 0) (local.get 1)))

@@ -15,8 +15,8 @@ from typing import Any
 
 from ..errors import Trap, TrapCode
 from ..runtime import instance as rt
-from ..runtime.memory import LinearMemory
 from ..runtime import vmctx as V
+from ..runtime.memory import LinearMemory
 from ..runtime.store import Function, GlobalInst, HostFunction, TableInst
 from .templates import OsrRequest
 
