@@ -14,7 +14,8 @@ import pytest
 
 import wasmjit
 from wasmjit import api
-from wasmjit.jit import artifact, codegen, native, serialize
+from wasmjit.jit import artifact, codegen, codemem, native, serialize
+from wasmjit.jit.x64 import DATA_ALIGN
 
 PROGRAM = """(module
   (import "host" "twice" (func $twice (param i32) (result i32)))
@@ -70,6 +71,13 @@ def count_compiles(monkeypatch: pytest.MonkeyPatch) -> Counter:
 
         monkeypatch.setattr(native, name, counted)
     return counts
+
+
+def test_code_assembled_at_offset_0_keeps_its_alignment_where_it_is_installed() -> None:
+    """The data area (aligned SSE constants, jump tables) is laid out for offset 0."""
+    assert codemem.FUNCTION_ALIGN % DATA_ALIGN == 0
+    store, _ = instantiate(wasmjit.Module(engine("jit"), PROGRAM))
+    assert all(r.start % DATA_ALIGN == 0 for r in native.native_store(store._store).ranges)
 
 
 def test_a_module_compiles_each_function_once_for_all_its_instances(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,7 +160,8 @@ def test_a_later_process_runs_the_serialized_code(tmp_path: Path) -> None:
     path.write_bytes(module.serialize())
     script = f"""
 import wasmjit
-from wasmjit.jit import artifact, codegen, native, serialize
+from wasmjit.jit import artifact, codegen, codemem, native, serialize
+from wasmjit.jit.x64 import DATA_ALIGN
 native.routines()
 native.lower = native.assemble = None  # compiling would fail
 config = wasmjit.Config()

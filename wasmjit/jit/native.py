@@ -450,7 +450,8 @@ def code_key(consume_fuel: bool, epoch_interruption: bool) -> CodeKey:
 
 
 def function_code(func: WasmFunction, full_check: bool = False) -> FunctionCode:
-    """The relocatable code of ``func``: its module's, compiled (and kept there) on first use."""
+    """The relocatable code of ``func``: its module's, compiled (and kept there) on first use
+    (``full_check``: with the assembler's full operand check, if it is compiled now)."""
     store = func.store
     cache = module_cache(func.instance.vmod, code_key(store.consume_fuel, store.epoch_interruption))
     code = cache.get(func.index)
@@ -489,7 +490,7 @@ def _install(func: WasmFunction, state: NativeStore, code: FunctionCode) -> int:
     inst = func.instance
     body = link(code, _resolver(state, inst))
     with default_code_memory().reserve(len(body)) as reservation:
-        address = reservation.next_address  # 16-byte aligned, as the code was assembled
+        address = reservation.next_address  # FUNCTION_ALIGN: the data area stays DATA_ALIGN-aligned
         reservation.add(body, address)
         reservation.commit()
     calls = {address + at: offset for at, offset in code.call_sites}
