@@ -12,6 +12,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from . import api
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-memory-size", type=_non_negative_int, metavar="BYTES",
                      help="limit each linear memory to this many bytes (memory.grow past it "
                           "returns -1; like wasmtime's -W max-memory-size=...)")
+    run.add_argument("--allow-precompiled", action="store_true",
+                     help="MODULE may be a precompiled module (`wasmjit compile -o`): its stored "
+                          "machine code runs without being compiled again (it is trusted)")
     run.add_argument("module", metavar="MODULE", help="a .wasm or .wat file")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments of the invoked function")
@@ -95,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--disasm", action="store_true",
                           help="print the native code (Capstone) under the wasm instructions it came from")
     compile_.add_argument("--func", metavar="NAME", help="only this function (name, export or index)")
+    compile_.add_argument("-o", "--output", metavar="FILE",
+                          help="write the module with its native code (Module.serialize) to FILE, "
+                               "for `wasmjit run --allow-precompiled FILE`")
+    compile_.add_argument("--consume-fuel", action="store_true",
+                          help="with -o: code that counts fuel (for `run --fuel`)")
+    compile_.add_argument("--epoch-interruption", action="store_true",
+                          help="with -o: code that checks epochs (for `run --timeout`)")
     compile_.add_argument("module", metavar="MODULE", help="a .wasm or .wat file")
 
     validate = sub.add_parser("validate", help="decode and validate a module")
@@ -160,9 +171,16 @@ def compile_module(args: argparse.Namespace) -> int:
 
     config = api.Config()
     config.tier = "jit"
+    config.consume_fuel, config.epoch_interruption = args.consume_fuel, args.epoch_interruption
     engine = api.Engine(config)
     store = api.Store(engine)
     module = api.Module.from_file(engine, args.module)
+    if args.output is not None:
+        try:
+            Path(args.output).write_bytes(module.serialize())
+        except OSError as err:
+            raise WasmjitError(f"cannot write {args.output}: {err.strerror}") from None
+        return 0
     store.set_wasi(api.WasiConfig())
     linker = api.Linker(engine)
     linker.define_wasi()
@@ -243,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
         timer = threading.Timer(args.timeout, engine.increment_epoch)
         timer.daemon = True
         timer.start()
-    module = api.Module.from_file(engine, args.module)
+    module = _load(engine, args.module, args.allow_precompiled)
     wasi = api.WasiConfig()
     wasi.argv = [args.module, *args.args] if args.invoke is None else [args.module]
     wasi.env = environment(args.env)
@@ -273,6 +291,22 @@ def run(args: argparse.Namespace) -> int:
         if args.tier_stats:
             print_tier_stats(store)
     return 0
+
+
+def _load(engine: api.Engine, path: str, allow_precompiled: bool) -> api.Module:
+    """A .wasm/.wat module, or with ``allow_precompiled`` a serialized one (`compile -o`)."""
+    from .jit.serialize import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            precompiled = f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        precompiled = False  # Module.from_file reports the missing file
+    if not precompiled:
+        return api.Module.from_file(engine, path)
+    if not allow_precompiled:
+        raise WasmjitError(f"{path} is a precompiled module: run it with --allow-precompiled")
+    return api.Module.deserialize_file(engine, path)
 
 
 def environment(specs: list[str]) -> list[tuple[str, str]]:

@@ -331,3 +331,33 @@ def test_every_relocation_target_is_checked_on_load() -> None:
                                  api._fingerprint(engine("jit")), required=True)
     used = {reloc.target[0] for func in code.values() for reloc in func.relocations}
     assert used == set(codegen.TARGETS)  # PROGRAM exercises every kind
+
+
+# --- CLI: wasmjit compile -o, wasmjit run --allow-precompiled ------------------------------------
+
+CLI_WAT = """(module (func (export "count") (param i32) (result i32)
+  (loop (local.set 0 (i32.sub (local.get 0) (i32.const 1))) (br_if 0 (local.get 0)))
+  (i32.div_u (i32.const 1) (local.get 0))))"""
+
+
+@pytest.mark.parametrize("tier", ["jit", "tiered", "unicorn"])
+def test_cli_compile_output_runs_precompiled(tier: str, tmp_path: Path, capsys) -> None:
+    from wasmjit import cli
+
+    source, compiled = tmp_path / "m.wat", tmp_path / "m.cwasm"
+    source.write_text(CLI_WAT)
+    assert cli.main(["compile", "-o", str(compiled), str(source)]) == 0
+    assert compiled.read_bytes().startswith(serialize.MAGIC)
+    capsys.readouterr()
+    run = ["run", "--tier", tier, "--invoke", "count", str(compiled), "3"]
+    assert cli.main(run) == 1
+    assert capsys.readouterr().err == (f"error: {compiled} is a precompiled module: run it with "
+                                       "--allow-precompiled\n")
+    assert cli.main([*run[:1], "--allow-precompiled", *run[1:]]) == cli.EXIT_TRAP
+    assert "wasm trap: integer divide by zero" in capsys.readouterr().err
+    fuel = ["run", "--allow-precompiled", "--tier", tier, "--fuel", "100", "--invoke", "count",
+            str(compiled), "3"]
+    assert cli.main(fuel) == 1
+    assert "compiled without fuel support" in capsys.readouterr().err
+    assert cli.main(["compile", "--consume-fuel", "-o", str(compiled), str(source)]) == 0
+    assert cli.main(fuel) == cli.EXIT_TRAP  # now it runs (and divides by zero)
