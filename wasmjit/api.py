@@ -776,6 +776,13 @@ def _fingerprint(engine: Engine) -> Any:
     return serialize.fingerprint(engine.tier != "interp", config.consume_fuel, config.epoch_interruption)
 
 
+def _read_file(path: str | os.PathLike, failure: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise WasmjitError(f"{failure} {os.fspath(path)!r}: {err.strerror}") from None
+
+
 class Module:
     """A decoded and validated module: ``Module(engine, wasm_bytes_or_wat_text)``.
 
@@ -799,11 +806,7 @@ class Module:
 
     @classmethod
     def from_file(cls, engine: Engine, path: str | os.PathLike) -> Module:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as err:
-            raise WasmjitError(f"cannot read {os.fspath(path)!r}: {err.strerror}") from None
-        return cls(engine, data)
+        return cls(engine, _read_file(path, "cannot read"))
 
     @staticmethod
     def validate(engine: Engine, wasm: bytes | bytearray) -> None:
@@ -839,11 +842,7 @@ class Module:
     @classmethod
     def deserialize_file(cls, engine: Engine, path: str | os.PathLike) -> Module:
         """:meth:`deserialize` of the contents of the file at ``path``."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as err:
-            raise WasmjitError(f"failed to open file {os.fspath(path)!r}: {err.strerror}") from None
-        return cls.deserialize(engine, data)
+        return cls.deserialize(engine, _read_file(path, "failed to open file"))
 
     @property
     def imports(self) -> list[ImportType]:
