@@ -334,3 +334,27 @@ def test_jit_lowers_functions_with_many_locals() -> None:
     body = b"".join(b"\x20" + uleb(i) + b"\x21" + uleb((i + 1) % n) for i in range(n))
     wasm = func_module(body, locals_=b"\x01" + uleb(n) + b"\x7f")
     instantiate(wasm, "jit")
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit", "unicorn"])
+def test_memory_copy_in_every_overlap(tier: str) -> None:
+    """memory.copy forwards, backwards (16-byte blocks and single bytes) and without overlap, at
+    distances 0-40 and lengths 0-70, against a Python model."""
+    wat = """(module (memory (export "m") 1)
+      (func (export "copy") (param i32 i32 i32) (memory.copy (local.get 0) (local.get 1) (local.get 2))))"""
+    config = wasmjit.Config()
+    config.tier = tier
+    engine = wasmjit.Engine(config)
+    store = wasmjit.Store(engine)
+    exports = wasmjit.Instance(store, wasmjit.Module(engine, wat), []).exports(store)
+    memory, copy = exports["m"], exports["copy"]
+    init = bytes((7 * i + 3) & 0xFF for i in range(256))
+    for distance in range(-40, 41, 3):
+        for n in (0, 1, 7, 15, 16, 17, 31, 32, 33, 70):
+            memory.write(store, init, 0)
+            src = 100
+            dst = src + distance
+            expected = bytearray(init)
+            expected[dst:dst + n] = init[src:src + n]
+            copy(store, dst, src, n)
+            assert memory.read(store, 0, 256) == expected, (distance, n)

@@ -1136,15 +1136,37 @@ def _bulk_memory(g: CodeGen, inst: Inst) -> None:
     forward, done = m.new_label("l"), m.new_label("l")
     m.cmp(RDI, RSI)
     m.jcc(Cond.BE, forward)
-    m.lea(RDI, Mem(RDI, RCX, disp=-1))
-    m.lea(RSI, Mem(RSI, RCX, disp=-1))
-    m.std()
-    m.rep_movsb()
-    m.cld()
-    m.jmp(done)
+    m.lea(RAX, Mem(RSI, RCX))
+    m.cmp(RDI, RAX)
+    m.jcc(Cond.AE, forward)  # the destination starts past the source's end: no overlap
+    _copy_backwards(m, done)
     m.bind(forward)
     m.rep_movsb()
     m.bind(done)
+
+
+def _copy_backwards(m: Masm, done: AsmLabel) -> None:
+    """Copy rcx bytes from rsi to rdi (rdi > rsi, overlapping) from the end: 16-byte blocks, each
+    loaded whole before it is stored (so any distance is safe), then the bytes left at the start.
+    (``std; rep movsb`` goes a byte at a time: 25x slower than wasmtime on shootout-memmove.)"""
+    blocks, tail, byte = m.new_label("l"), m.new_label("l"), m.new_label("l")
+    m.cmp(RCX, 16)
+    m.jcc(Cond.B, tail)
+    m.bind(blocks)
+    m.sub(RCX, 16)
+    m.movups(XMM15, Mem(RSI, RCX, size=16))
+    m.movups(Mem(RDI, RCX, size=16), XMM15)
+    m.cmp(RCX, 16)
+    m.jcc(Cond.AE, blocks)
+    m.bind(tail)
+    m.test(RCX, RCX)
+    m.jcc(Cond.E, done)
+    m.bind(byte)
+    m.movzx(RAX.r32, Mem(RSI, RCX, disp=-1, size=1))
+    m.mov(Mem(RDI, RCX, disp=-1, size=1), RAX.r8)
+    m.sub(RCX, 1)
+    m.jcc(Cond.NE, byte)
+    m.jmp(done)
 
 
 # --- floats ---
