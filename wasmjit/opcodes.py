@@ -8,6 +8,7 @@ from ``Op.ident``, and the JIT looks up ``visit_<ident>``. Imports: stdlib only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # --- Immediate kinds -------------------------------------------------------------------------
 # Each instruction names one immediate kind; the decoder has one reader per kind.
@@ -607,18 +608,33 @@ BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 SINGLE_BYTE: list[Op | None] = [BY_CODE.get(b) for b in range(256)]
 
 
-def fuel_step(body: list, i: int) -> tuple[int, bool]:
-    """The fuel ``body[i]`` adds to its run of instructions charged together, and whether the
-    run ends after it (a per-item instruction with a count known only at run time ends it)."""
-    op = body[i][0]
+def fuel_step(body: list, i: int, module: Any) -> tuple[int, bool, bool]:
+    """The fuel ``body[i]`` of a function of ``module`` (a structure.Module) adds to its run of
+    instructions charged together; whether the run ends after it (a per-item instruction with a
+    count known only at run time ends it); and whether the fuel charged so far is saved before
+    it: a load or store whose offset puts it past the memory's declared maximum always traps,
+    and wasmtime saves the fuel before such an access as before ``unreachable``."""
+    op, imm, _ = body[i]
     cost, ends = op.fuel, op.ends_fuel_block
     if op.fuel_per_item:
         items = constant_items(body, i)
         if items is None:
             ends = True
-        else:
+        elif not _never_grows(op, imm, items, module):
             cost += items
-    return cost, ends
+    if op.width and not op.is_simd and imm[1] + op.width > module.memory_max_bytes():
+        return cost, True, True
+    return cost, ends, False
+
+
+def _never_grows(op: Op, imm: Any, delta: int, module: Any) -> bool:
+    """A grow by a constant ``delta`` past the largest size any memory (65536 pages) or table
+    (2^32 - 1 elements) can have from its minimum: it always fails and costs nothing more."""
+    if op.name == "memory.grow":
+        return delta > 65536 - module.memory_types()[0].limits.min
+    if op.name == "table.grow":
+        return delta > 0xFFFFFFFF - module.table_types()[imm].limits.min
+    return False
 
 
 def constant_items(body: list, i: int) -> int | None:

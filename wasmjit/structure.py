@@ -166,5 +166,13 @@ class Module:
     def memory_types(self) -> list[MemoryType]:
         return [imp.desc for imp in self.imported(MEMORY)] + list(self.mems)
 
+    def memory_max_bytes(self) -> int:
+        """The most bytes memory 0 can ever hold, as declared (4 GiB without a maximum)."""
+        mems = self.memory_types()
+        if not mems:
+            return 0
+        pages = mems[0].limits.max
+        return (1 << 32) if pages is None else pages * 65536
+
     def global_types(self) -> list[GlobalType]:
         return [imp.desc for imp in self.imported(GLOBAL)] + [g.type for g in self.globals]

@@ -123,6 +123,18 @@ MODULE = """
     (i32.add (i32.load8_u (i32.const 300)) (i32.add (i32.load8_u (i32.const 200)) (i32.const 1))))
   (func (export "grow") (param i32) (result i32)
     (i32.add (i32.const 1) (i32.add (i32.const 2) (memory.grow (local.get 0)))))
+  (func (export "never_in_bounds") (param i32) (result i32)  ;; memory max 4 pages: always traps
+    (drop (i32.const 1))
+    (i32.add (i32.load offset=262142 (local.get 0)) (i32.const 1)))
+  (func (export "table_oob") (param i32) (result i32)  ;; a trap raised by a runtime helper
+    (drop (i32.add (i32.const 1) (i32.const 2)))
+    (drop (table.get $t2 (local.get 0)))
+    (i32.const 7))
+  (func (export "fill_huge") (param i32)  ;; constant counts adding up past 2^31
+    (memory.fill (local.get 0) (i32.const 0) (i32.const -1))
+    (memory.fill (local.get 0) (i32.const 0) (i32.const -1)))
+  (func (export "grow_never") (result i32)  ;; constant deltas no memory or table can take
+    (i32.add (memory.grow (i32.const 70000)) (table.grow $t2 (ref.null func) (i32.const -1))))
   (func (export "grow_const") (result i32)
     (i32.add (memory.grow (i32.const 1)) (i32.const 1)))
   (func (export "tables") (param i32) (result i32)
@@ -145,7 +157,8 @@ CALLS: list[tuple[str, tuple]] = [
     ("trap_after_call", (0,)), ("trap_after_call", (1,)), ("multi", (0,)), ("multi", (1,)),
     ("bulk", (0,)), ("bulk", (10,)), ("bulk", (300,)), ("bulk", (70000,)), ("grow", (0,)),
     ("grow", (1,)), ("grow", (5,)), ("grow_const", ()), ("grow_const", ()), ("tables", (3,)),
-    ("tables", (40,)),
+    ("tables", (40,)), ("never_in_bounds", (0,)), ("grow_never", ()),
+    ("table_oob", (1,)), ("table_oob", (100,)), ("fill_huge", (0,)),
 ]
 PLENTY = 1_000_000
 

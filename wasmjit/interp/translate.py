@@ -126,11 +126,13 @@ class Translator:
         """Before ``body[i]``: open a run of instructions charged together (its charge
         runs first, the cost is filled in when the run ends) and count the instruction in it.
         Whether the run ends after it."""
-        cost, ends = O.fuel_step(self.info.body, i)
+        cost, ends, save = O.fuel_step(self.info.body, i, self.inst.module)
         if cost:
             if self.charge is None:
                 self.charge = self.emit(H.fuel_charge, self.words, 0, NEXT)
             self.charge_cost += cost
+        if save:
+            self.fuel_save()
         return ends
 
     def end_fuel_run(self) -> None:

@@ -495,9 +495,14 @@ def _trap(g: CodeGen, inst: Inst) -> None:
 
 def _fuel_charge(g: CodeGen, inst: Inst) -> None:
     """Charge a run of instructions that execute together, at its start."""
-    if inst.attrs["cost"]:
+    cost = inst.attrs["cost"]
+    if cost:
         g.m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
-        g.m.sub(Mem(R11, disp=V.STORE_FUEL), inst.attrs["cost"])
+        if cost < 1 << 31:
+            g.m.sub(Mem(R11, disp=V.STORE_FUEL), cost)
+        else:  # constant bulk counts add up to more than an imm32
+            g.m.mov_imm(R10, cost)
+            g.m.sub(Mem(R11, disp=V.STORE_FUEL), R10)
 
 
 def _fuel_check(g: CodeGen, inst: Inst) -> None:

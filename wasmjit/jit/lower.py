@@ -171,11 +171,13 @@ class Lowerer:
     def count_fuel(self, pos: int) -> bool:
         """A run of instructions that execute together is charged once, at its start. Whether
         the run ends after ``body[pos]``."""
-        cost, ends = O.fuel_step(self.info.body, pos)
+        cost, ends, save = O.fuel_step(self.info.body, pos, self.module)
         if cost:
             if self.charge is None:
                 self.charge = self.ir.emit("fuel_charge", wasm_offset=self.offset, cost=0)
             self.charge.attrs["cost"] += cost
+        if save:
+            self.fuel_save()
         return ends
 
     def fuel_save(self) -> None:

@@ -566,6 +566,8 @@ def _trap_from(state: NativeStore, status: int) -> BaseException:
     vm.trap_code = 0
     if status == codegen.HOST_EXCEPTION:
         exc, state.pending = state.pending, None
+        if isinstance(exc, Trap):  # e.g. a helper's out-of-bounds table access
+            state.store.after_trap(exc.trap_code)
         return exc if exc is not None else Trap("lost host exception")
     code = codegen.TRAP_BY_NUMBER[status]
     state.store.after_trap(code)
