@@ -15,6 +15,7 @@ import argparse
 import multiprocessing
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,16 @@ def modules(count: int, seed: int) -> list[tuple[int, bytes]]:
     return out
 
 
+def _results(jobs: list, workers: int) -> Iterator[tuple[int, str] | None]:
+    """compare() of each job: in this process, or in ``workers`` spawned processes (not forked: a
+    fork of a process whose wasmtime started its threads can hang)."""
+    if workers <= 1:
+        yield from map(compare, jobs)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap_unordered(compare, jobs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,14 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     wasms = dict(modules(args.modules, args.seed))
     jobs = [(index, wasm, tiers) for index, wasm in wasms.items()]
     same, differ = 0, []
-    with multiprocessing.get_context("fork").Pool(args.workers) as pool:
-        for result in pool.imap_unordered(compare, jobs):
-            if result is None:
-                continue
-            if result[1]:
-                differ.append(result)
-            else:
-                same += 1
+    for result in _results(jobs, args.workers):
+        if result is None:
+            continue
+        if result[1]:
+            differ.append(result)
+        else:
+            same += 1
     print(f"{same + len(differ)} modules compared on {', '.join(tiers)} against wasmtime: "
           f"{same} agree, {len(differ)} differ")
     for index, detail in sorted(differ):
