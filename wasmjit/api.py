@@ -1085,7 +1085,7 @@ class Memory:
     """A linear memory: ``Memory(store, MemoryType(Limits(1, None)))`` or an export."""
 
     def __init__(self, store: Store | Caller, ty: MemoryType) -> None:
-        _as_store(store)
+        rt = _as_store(store)._store
         if not isinstance(ty, MemoryType):
             raise WasmjitTypeError(f"expected a MemoryType, found {type(ty).__name__}")
         limits = ty.limits
@@ -1095,7 +1095,9 @@ class Memory:
             raise WasmjitError("maximum size is too large for this memory type's index type")
         if limits.max is not None and limits.max < limits.min:
             raise WasmjitError("maximum page size cannot be smaller than the minimum page size")
+        rt.check_sizes([], [limits.min])
         self._mem = LinearMemory(limits.min, limits.max)
+        self._mem.limits = rt.limits  # Store.set_limits bounds its growth too
 
     @classmethod
     def _wrap(cls, mem: LinearMemory) -> Memory:
@@ -1216,8 +1218,11 @@ class Table:
         if not isinstance(ty, TableType):
             raise WasmjitTypeError("expected a TableType")
         raw = to_raw(store, ty._elem, init)
+        rt = _as_store(store)._store
+        rt.check_sizes([ty.limits.min], [])
         self._table = TableInst(ty._elem, ty.limits.min, ty.limits.max, raw)
-        _as_store(store)._store.host_tables.append(self._table)
+        self._table.limits = rt.limits  # Store.set_limits bounds its growth too
+        rt.host_tables.append(self._table)
 
     @classmethod
     def _wrap(cls, table: TableInst) -> Table:

@@ -155,3 +155,27 @@ def test_a_closed_store_refuses_fuel_epoch_and_limit_calls() -> None:
     for call in calls:
         with pytest.raises(ValueError, match="^already closed$"):
             call()
+
+
+def _host_steps(w: Any) -> list[str]:
+    store = w.Store(w.Engine())
+    store.set_limits(memory_size=2 * PAGE, table_elements=5)
+    memory = w.Memory(store, w.MemoryType(w.Limits(1, None)))
+    table = w.Table(store, w.TableType(w.ValType.funcref(), w.Limits(4, None)), None)
+    return [
+        _outcome(lambda: w.Memory(store, w.MemoryType(w.Limits(3, None))) and None),
+        _outcome(lambda: memory.grow(store, 1)), _outcome(lambda: memory.grow(store, 1)),
+        _outcome(lambda: w.Table(store, w.TableType(w.ValType.funcref(), w.Limits(6, None)), None) and None),
+        _outcome(lambda: table.grow(store, 1, None)), _outcome(lambda: table.grow(store, 1, None)),
+    ]
+
+
+def test_limits_apply_to_the_hosts_memories_and_tables_as_in_wasmtime() -> None:
+    expected = _host_steps(wasmtime)
+    assert expected == [
+        "error: memory minimum size of 3 pages exceeds memory limits", "returned 1",
+        "error: failed to grow memory by `1`",
+        "error: table minimum size of 6 elements exceeds table limits", "returned 4",
+        "error: failed to grow table by `1`",
+    ]
+    assert _host_steps(wasmjit) == expected

@@ -215,6 +215,12 @@ class Store:
         for what, count, limit in counts:
             if limit is not None and count > limit:
                 raise WasmjitError(f"resource limit exceeded: {what} count too high at {count}")
+        self.check_sizes(tables, memories)
+
+    def check_sizes(self, tables: list[int], memories: list[int]) -> None:
+        """Raise WasmjitError if a table or memory of these minimum sizes would exceed the
+        store's table_elements or memory_size limit (instantiation and the host's Table/Memory)."""
+        limits = self.limits
         for pages in memories:
             if limits.memory_size is not None and pages * PAGE_SIZE > limits.memory_size:
                 raise WasmjitError(f"memory minimum size of {pages} pages exceeds memory limits")
