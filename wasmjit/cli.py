@@ -297,16 +297,12 @@ def _load(engine: api.Engine, path: str, allow_precompiled: bool) -> api.Module:
     """A .wasm/.wat module, or with ``allow_precompiled`` a serialized one (`compile -o`)."""
     from .jit.serialize import MAGIC
 
-    try:
-        with open(path, "rb") as f:
-            precompiled = f.read(len(MAGIC)) == MAGIC
-    except OSError:
-        precompiled = False  # Module.from_file reports the missing file
-    if not precompiled:
-        return api.Module.from_file(engine, path)
+    data = api._read_file(path, "cannot read")
+    if not data.startswith(MAGIC):
+        return api.Module(engine, data)
     if not allow_precompiled:
         raise WasmjitError(f"{path} is a precompiled module: run it with --allow-precompiled")
-    return api.Module.deserialize_file(engine, path)
+    return api.Module.deserialize(engine, data)
 
 
 def environment(specs: list[str]) -> list[tuple[str, str]]:

@@ -637,6 +637,12 @@ def _never_grows(op: Op, imm: Any, delta: int, module: Any) -> bool:
     return False
 
 
+def runtime_items(body: list, i: int) -> bool:
+    """Whether ``body[i]`` is a per-item instruction whose count is known only at run time: it is
+    charged and checked after it ran (``fuel_per_item`` in the interpreter and the JIT)."""
+    return body[i][0].fuel_per_item and constant_items(body, i) is None
+
+
 def constant_items(body: list, i: int) -> int | None:
     """For the per-item instruction at ``body[i]`` (decoded ``(op, imm, offset)`` entries): the
     count it handles when an ``i32.const`` pushes it right before, else None (known at run time)."""

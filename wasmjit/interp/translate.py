@@ -99,7 +99,8 @@ class Translator:
         self.offset = 0
         store = func.store
         self.fuel, self.epoch = store.consume_fuel, store.epoch_interruption
-        self.words, self.uwords, self.epoch_words = store.words, store.uwords, store.epoch.words
+        self.words, self.uwords = store.words, store.uwords
+        self.epoch_words = store.epoch.words if store.epoch is not None else None
         self.charge: int | None = None  # spec index of the open run's fuel charge
         self.charge_cost = 0
 
@@ -533,7 +534,7 @@ def _operands_then(factory: Callable[..., Any], count: int, pushes: int, *extra:
         base = t.materialize_top(count)
         del t.stack[len(t.stack) - count:]
         args = (base, *(arg(t, imm) for arg in extra), NEXT)
-        if t.fuel and t.info.body[i][0].fuel_per_item and O.constant_items(t.info.body, i) is None:
+        if t.fuel and O.runtime_items(t.info.body, i):
             t.emit(H.fuel_per_item, t.words, base + count - 1, pushes == 1, factory, *args)
         else:
             t.emit(factory, *args)

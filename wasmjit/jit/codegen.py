@@ -493,25 +493,29 @@ def _trap(g: CodeGen, inst: Inst) -> None:
 # --- fuel and epochs (Config.consume_fuel / epoch_interruption; r10, r11 as scratch) ---------
 
 
+def _burn(g: CodeGen, amount: int | Gpr) -> None:
+    """Subtract ``amount`` (a constant or r10) from the store's fuel; the flags show what is left."""
+    m = g.m
+    m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
+    if isinstance(amount, int) and amount >= 1 << 31:  # constant bulk counts past an imm32
+        m.mov_imm(R10, amount)
+        amount = R10
+    m.sub(Mem(R11, disp=V.STORE_FUEL), amount)
+
+
 def _fuel_charge(g: CodeGen, inst: Inst) -> None:
     """Charge a run of instructions that execute together, at its start."""
-    cost = inst.attrs["cost"]
-    if cost:
-        g.m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
-        if cost < 1 << 31:
-            g.m.sub(Mem(R11, disp=V.STORE_FUEL), cost)
-        else:  # constant bulk counts add up to more than an imm32
-            g.m.mov_imm(R10, cost)
-            g.m.sub(Mem(R11, disp=V.STORE_FUEL), R10)
+    if inst.attrs["cost"]:
+        _burn(g, inst.attrs["cost"])
 
 
 def _fuel_check(g: CodeGen, inst: Inst) -> None:
     """A function entry (charging its cost) or a loop header: trap once no fuel is left."""
     m = g.m
-    m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
     if inst.attrs["cost"]:
-        m.sub(Mem(R11, disp=V.STORE_FUEL), inst.attrs["cost"])
+        _burn(g, inst.attrs["cost"])
     else:
+        m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
         m.cmp(Mem(R11, disp=V.STORE_FUEL), 0)
     m.jcc(Cond.LE, g.stub(TrapCode.OUT_OF_FUEL, inst))
 
@@ -527,8 +531,7 @@ def _fuel_per_item(g: CodeGen, inst: Inst) -> None:
     items = g.int_reg(inst.uses[0], 4, R10)
     if items != R10.r32:
         m.mov(R10.r32, items)  # zero-extends
-    m.mov(R11, Mem(R15, disp=V.OFFSET_STORE))
-    m.sub(Mem(R11, disp=V.STORE_FUEL), R10)
+    _burn(g, R10)
     m.jcc(Cond.LE, g.stub(TrapCode.OUT_OF_FUEL, inst))
     m.bind(failed)
 

@@ -208,7 +208,8 @@ class Emulator:
             yield code.start, code.end - code.start, _CODE, False
         store = state.store
         yield ctypes.addressof(store.vm), ctypes.sizeof(store.vm), _DATA, False
-        yield store.epoch.address, 8, _DATA, False
+        if store.epoch is not None:
+            yield store.epoch.address, 8, _DATA, False
         arrays = store.func_arrays
         yield ctypes.addressof(arrays.code), V.MAX_FUNCS * 20, _DATA, False
         for inst in store.instances:

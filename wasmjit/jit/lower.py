@@ -120,7 +120,6 @@ class Lowerer:
         self.osr_label: Label | None = None
         self.fuel, self.epoch = fuel, epoch  # Config.consume_fuel / epoch_interruption
         self.charge: Inst | None = None  # the open run's fuel_charge (cost filled in at its end)
-        self.pos = 0  # index of the instruction being lowered
 
     # --- the pass ---
 
@@ -150,7 +149,6 @@ class Lowerer:
                     pos = info.ends[pos]  # skip the whole dead construct, its end included
                 pos += 1
                 continue
-            self.pos = pos
             if self.fuel and self.count_fuel(pos):
                 self.visit(op, imm, pos)
                 self.charge = None
@@ -202,7 +200,7 @@ class Lowerer:
             b, a = self.pop_operand(), self.pop_operand()
             self.stack.append(Cmp(ident, a, b))
         elif ident in HELPERS:
-            self.helper(op, imm)
+            self.helper(op, imm, pos)
         elif op.params is not None and op.results is not None:
             if op.code >> 16 == O.PREFIX_FD:
                 raise UnsupportedError("SIMD is not supported yet")
@@ -343,14 +341,14 @@ class Lowerer:
         self.stack.extend(ctrl.results)
         return ctrl.reached or not ctrl.unreachable
 
-    def helper(self, op: O.Op, imm: Any) -> None:
+    def helper(self, op: O.Op, imm: Any, pos: int) -> None:
         """Rare instructions run by the runtime: pop params, call, push results."""
         name = op.ident
         params, results = _helper_signature(self, op, imm)
         uses = tuple(self.pop_operand() for _ in params)[::-1]
         defs = tuple(self.ir.new_vreg(t) for t in results)
         self.emit("helper", defs, uses, name=name, imm=imm)
-        if self.fuel and op.fuel_per_item and O.constant_items(self.info.body, self.pos) is None:
+        if self.fuel and O.runtime_items(self.info.body, pos):
             # charge what it handled (a grow: if it grew) and check
             self.emit("fuel_per_item", (), (uses[-1], *defs))
         self.stack.extend(defs)

@@ -197,8 +197,8 @@ class Store:
         self.consume_fuel = consume_fuel
         self.fuel_reserve = 0  # fuel beyond what the signed 64-bit counter holds
         self.epoch_interruption = epoch is not None
-        self.epoch = epoch or EpochCounter()
-        self.vm.epoch_ptr = self.epoch.address
+        self.epoch = epoch  # the engine's, read only with epoch_interruption
+        self.vm.epoch_ptr = epoch.address if epoch is not None else 0
         self.limits = StoreLimits()
         self.memory_count = self.table_count = 0  # created by instantiation (limits count them)
         self.vm.stack_budget = max_wasm_stack
