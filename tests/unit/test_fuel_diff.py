@@ -11,6 +11,8 @@ import fuel_diff  # noqa: E402
 
 
 def test_a_few_smith_modules_use_fuel_as_in_wasmtime(tmp_path: Path, capsys) -> None:
+    """interp and jit: the two code generators (tiered and unicorn run their code; test_fuel
+    compares all four tiers with wasmtime)."""
     code = fuel_diff.main(["--modules", "12", "--seed", "5150", "--tiers", "interp,jit",
                            "--out", str(tmp_path), "--workers", "1"])
     out = capsys.readouterr().out

@@ -131,6 +131,7 @@ def _depth_reached(max_wasm_stack: int | None) -> int:
 
 
 def test_max_wasm_stack_bounds_native_recursion() -> None:
+    """Tier jit only: max_wasm_stack is the native stack budget (the interpreter counts calls)."""
     small, default = _depth_reached(64 << 10), _depth_reached(None)
     assert 100 < small < default  # 64 KiB of frames, then 512 KiB (or the call-depth limit)
     assert _depth_reached(32 << 10) < small

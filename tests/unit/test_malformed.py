@@ -336,7 +336,7 @@ def test_jit_lowers_functions_with_many_locals() -> None:
     instantiate(wasm, "jit")
 
 
-@pytest.mark.parametrize("tier", ["interp", "jit", "unicorn"])
+@pytest.mark.parametrize("tier", ["interp", "jit", "tiered", "unicorn"])
 def test_memory_copy_in_every_overlap(tier: str) -> None:
     """memory.copy forwards, backwards (16-byte blocks and single bytes) and without overlap, at
     distances 0-40 and lengths 0-70, against a Python model."""

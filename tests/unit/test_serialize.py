@@ -130,6 +130,7 @@ def test_round_trip_runs_like_the_original(tier: str) -> None:
 
 @pytest.mark.parametrize("tier", ["jit", "unicorn"])
 def test_deserialized_code_is_installed_not_compiled(tier: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiers that install every function at instantiation (tiered: the next test)."""
     data = wasmjit.Module(engine(tier), PROGRAM).serialize()  # compiles: no instance needed it yet
     counts = count_compiles(monkeypatch)
     loaded = wasmjit.Module.deserialize(engine(tier), data)
@@ -342,6 +343,7 @@ CLI_WAT = """(module (func (export "count") (param i32) (result i32)
 
 @pytest.mark.parametrize("tier", ["jit", "tiered", "unicorn"])
 def test_cli_compile_output_runs_precompiled(tier: str, tmp_path: Path, capsys) -> None:
+    """The tiers that run native code (interp refuses a module with code, tested above)."""
     from wasmjit import cli
 
     source, compiled = tmp_path / "m.wat", tmp_path / "m.cwasm"
